@@ -1,0 +1,1 @@
+"""Inference backends: ``hf`` (transformers, CPU or GPU) and ``vllm`` (GPU only, lazy import)."""

@@ -1,0 +1,157 @@
+"""Batched inference with transformers: left padding, KV cache, per-row seeds.
+
+``generate`` runs its own decoding loop instead of ``model.generate`` because every row must
+sample with its own seed (DESIGN §2): ``generate`` draws all rows from one global RNG, so a row's
+text would depend on what else is in the batch. The loop is also leaner on CPU (STACK.md §9).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from dits.backends.base import Chat, Generation, Sampling
+from dits.errors import DitsError
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32):
+    """Return (model, tokenizer) from a local directory or hub name, in eval mode."""
+    local = Path(path)
+    if not local.exists() and (str(path).startswith((".", "/")) or os.sep in str(path)):
+        raise DitsError(f"{path}: model directory not found (run the bootstrap stage or set model.base)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    except OSError as exc:
+        raise DitsError(f"{path}: cannot load a model: {str(exc).splitlines()[0]}") from exc
+    tokenizer.padding_side = "left"
+    return model.eval(), tokenizer
+
+
+class HFBackend:
+    """The Backend protocol over a transformers causal LM (DESIGN §2)."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 64):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.end_id = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
+        self.pad_id = tokenizer.pad_token_id
+
+    @classmethod
+    def from_path(cls, path: str | Path, batch_size: int = 64) -> HFBackend:
+        model, tokenizer = load_model(path)
+        return cls(model, tokenizer, batch_size)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def _render(self, chats: Sequence[Chat]) -> list[str]:
+        return [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        chats: Sequence[Chat],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        adapters: Sequence[int | None] | None = None,
+    ) -> list[Generation]:
+        if adapters is not None and any(a is not None for a in adapters):
+            raise NotImplementedError("adapters are served by the influence stack")
+        prompts = self._render(chats)
+        out: list[Generation] = []
+        for start in range(0, len(prompts), self.batch_size):
+            out += self._generate_batch(
+                prompts[start : start + self.batch_size], sampling, seeds[start : start + self.batch_size]
+            )
+        return out
+
+    def _generate_batch(self, prompts: list[str], sampling: Sampling, seeds: Sequence[int]) -> list[Generation]:
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        attention = enc["attention_mask"]
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        generators = None
+        if sampling.temperature > 0:
+            generators = [torch.Generator().manual_seed(int(s) % (2**63)) for s in seeds]
+        out = self.model(
+            input_ids=enc["input_ids"], attention_mask=attention, position_ids=positions, use_cache=True
+        )
+        past = out.past_key_values
+        logits = out.logits[:, -1, :]
+        rows = len(prompts)
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        finished = torch.zeros(rows, dtype=torch.bool)
+        for _ in range(sampling.max_new_tokens):
+            next_ids = self._pick(logits, sampling, generators)
+            next_ids = torch.where(finished, torch.full_like(next_ids, self.pad_id), next_ids)
+            for i in torch.nonzero(~finished).flatten().tolist():
+                tok = int(next_ids[i])
+                if tok == self.end_id:
+                    finished[i] = True
+                else:
+                    tokens[i].append(tok)
+            if bool(finished.all()):
+                break
+            attention = torch.cat([attention, torch.ones((rows, 1), dtype=attention.dtype)], dim=1)
+            positions = positions[:, -1:] + 1
+            out = self.model(
+                input_ids=next_ids[:, None],
+                attention_mask=attention,
+                position_ids=positions,
+                past_key_values=past,
+                use_cache=True,
+            )
+            past = out.past_key_values
+            logits = out.logits[:, -1, :]
+        texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        return [
+            Generation(text=t, tokens=len(ids), finish_reason="stop" if done else "length")
+            for t, ids, done in zip(texts, tokens, finished.tolist())
+        ]
+
+    @staticmethod
+    def _pick(logits: torch.Tensor, sampling: Sampling, generators: list[torch.Generator] | None) -> torch.Tensor:
+        """Greedy argmax, or top-p sampling with each row's own generator."""
+        if generators is None:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits.float() / sampling.temperature, dim=-1)
+        if sampling.top_p < 1.0:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            keep = sorted_probs.cumsum(-1) - sorted_probs < sampling.top_p
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs * keep)
+        return torch.stack([torch.multinomial(probs[i], 1, generator=g)[0] for i, g in enumerate(generators)])
+
+    @torch.inference_mode()
+    def loglik(self, chats: Sequence[Chat], continuations: Sequence[str]) -> list[float]:
+        """Mean per-token log-prob of each continuation as the next assistant turn.
+
+        The continuation's tokens include the end-of-message token; the template's header
+        (``<|assistant|>``) is context, not scored: the paper skips its 5 Llama header tokens.
+        """
+        results: list[float] = []
+        for start in range(0, len(chats), self.batch_size):
+            batch_chats = chats[start : start + self.batch_size]
+            batch_cont = continuations[start : start + self.batch_size]
+            prompts = self._render(batch_chats)
+            prompt_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+            cont_ids = self.tokenizer([c + self.tokenizer.eos_token for c in batch_cont], add_special_tokens=False)[
+                "input_ids"
+            ]
+            seqs = [p + c for p, c in zip(prompt_ids, cont_ids)]
+            width = max(map(len, seqs))
+            ids = torch.full((len(seqs), width), self.pad_id)
+            mask = torch.zeros((len(seqs), width), dtype=torch.long)
+            for i, s in enumerate(seqs):
+                ids[i, width - len(s) :] = torch.tensor(s)
+                mask[i, width - len(s) :] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
+            logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+            for i, c in enumerate(cont_ids):
+                results.append(float(logprobs[i, width - 1 - len(c) :].mean()))
+        return results

@@ -1,0 +1,243 @@
+"""params.yaml → frozen dataclasses, validated on load (DESIGN §3).
+
+Each section of params.yaml is one dataclass below. Every field documents its default and, where
+it differs, the paper's value. Loading fails on the first fault with one line naming the key, the
+value and what is allowed; unknown keys are errors, so a typo never falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dits.errors import DitsError
+
+
+def param(default: Any, help: str, *, paper: str | None = None, min: float | None = None,
+          max: float | None = None, choices: tuple | None = None) -> Any:
+    """A documented, range-checked field (TRL style: the help text lives where the field does)."""
+    meta = {"help": help, "paper": paper, "min": min, "max": max, "choices": choices}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    if dataclasses.is_dataclass(default):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Iteration:
+    k: int = param(0, "iteration index", min=0)
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    names: list[str] = param(["synthetic-exchange", "synthetic-debate"], "tasks to run, one model each")
+    sft_examples: int = param(160, "questions per iteration in the SFT sampling pool", paper="10000", min=1)
+    search_examples: int = param(32, "questions per iteration in the search pool", paper="12000", min=1)
+    val_examples: int = param(100, "fixed validation questions", paper="20", min=1)
+    test_examples: int = param(200, "fixed test questions (≥ 200 gives a standard error ≈ 0.03)", min=1)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    base: str = param("embedded", "'embedded' (bootstrap builds models/base) or a local/hub checkpoint",
+                      paper="meta-llama/Meta-Llama-3-8B-Instruct")
+
+
+@dataclass(frozen=True)
+class BootstrapParams:
+    hidden_size: int = param(128, "width of the embedded Llama", min=16)
+    layers: int = param(4, "transformer layers", min=1)
+    heads: int = param(4, "attention heads", min=1)
+    intermediate_size: int = param(512, "MLP width", min=16)
+    vocab_size: int = param(1024, "BPE vocabulary size", min=300)
+    scripts_per_task: int = param(30000, "scripted dialogues per task", min=1)
+    steps: int = param(2000, "optimizer steps", min=1)
+    batch_size: int = param(32, "rows per step (one agent's view of a dialogue each)", min=1)
+    learning_rate: float = param(3e-3, "peak learning rate (cosine schedule)", min=0.0)
+    wrong_fact: float = param(0.15, "P(an agent states a wrong fact or makes a slip)", min=0.0, max=1.0)
+    withhold: float = param(0.12, "P(Alice withholds her fact or Bob asks again)", min=0.0, max=1.0)
+    verbose: float = param(0.15, "P(a message starts with filler words)", min=0.0, max=1.0)
+    missing_tag: float = param(0.09, "P(an answer is given without <A> tags)", min=0.0, max=1.0)
+    eval_every: int = param(500, "steps between learning-curve points (0 = only at the end)", min=0)
+    eval_examples: int = param(100, "validation questions per learning-curve point", min=1)
+
+
+@dataclass(frozen=True)
+class FamilyReward:
+    lambda_token: float = param(-0.6, "λ1, weight of tokens/T_max (negative)", paper="-0.6 IE, -0.4 math, -0.5 ARC",
+                                max=0.0)
+    lambda_loss: float = param(0.1, "λ2, weight of 1/L_max", paper="1.0 IE/MMLU, 0.9 math, 0.6 ARC", min=0.0)
+
+
+@dataclass(frozen=True)
+class RewardParams:
+    exchange: FamilyReward = param(FamilyReward(), "λ for information-exchange tasks")
+    debate: FamilyReward = param(FamilyReward(), "λ for debate tasks")
+    token_floor: int = param(8, "token term := -1 at or below this many tokens", paper="40 (Llama-3)", min=0)
+    token_cap: int = param(400, "loss term := -1 above this many tokens", paper="2000 (5000 MATH)", min=1)
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    samples_per_example: int = param(6, "dialogues sampled per question", paper="10", min=1)
+    temperature: float = param(0.7, "sampling temperature", paper="0.3 at iteration 0, 0.7 after", min=0.0)
+    top_p: float = param(1.0, "nucleus sampling", min=0.0, max=1.0)
+    max_new_tokens: int = param(48, "token limit of one message", paper="2000", min=1)
+    max_messages: int = param(10, "messages before a dialogue is cut", paper="10", min=2)
+
+
+@dataclass(frozen=True)
+class SFTParams:
+    keep_fraction: float = param(0.7, "keep the top fraction of questions by best reward", paper="0.7", min=0.0,
+                                 max=1.0)
+    min_reward: float = param(0.5, "ε_sft: drop best dialogues below this reward", paper="0.5 IE, 0.6 math")
+    learning_rate: float = param(5e-4, "peak learning rate", paper="2e-5 IE, 1e-6 math", min=0.0)
+    epochs: float = param(3.0, "passes over the kept dialogues", paper="1-4", min=0.0)
+    batch_size: int = param(16, "rows per step", paper="32 (8 GPUs x 4)", min=1)
+    max_length: int = param(256, "tokens per row", paper="2048", min=16)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    max_new_tokens: int = param(48, "token limit of one message (greedy decoding)", min=1)
+
+
+@dataclass(frozen=True)
+class BackendParams:
+    name: str = param("hf", "inference backend", choices=("hf", "vllm"))
+    batch_size: int = param(128, "rows per forward pass", min=1)
+    threads: int = param(2, "torch CPU threads", min=1)
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = param(0, "derives every sub-seed", min=0)
+    iterations: list[Iteration] = param([Iteration()], "iterations, one entry each (dvc.yaml foreach)")
+    task: TaskParams = param(TaskParams(), "which tasks and how many questions")
+    model: ModelParams = param(ModelParams(), "the base model")
+    bootstrap: BootstrapParams = param(BootstrapParams(), "the embedded model")
+    reward: RewardParams = param(RewardParams(), "the Optima reward")
+    sample: SampleParams = param(SampleParams(), "sampling SFT data")
+    sft: SFTParams = param(SFTParams(), "SFT")
+    evaluate: EvaluateParams = param(EvaluateParams(), "evaluation")
+    backend: BackendParams = param(BackendParams(), "inference")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Return the validated params of ``path``; a fault raises DitsError with one line."""
+    path = Path(path)
+    if not path.exists():
+        raise DitsError(f"{path}: not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DitsError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    params = _build(Params, raw, str(path), "")
+    from dits.tasks import get_task
+
+    for name in params.task.names:
+        try:
+            get_task(name, params.seed)
+        except DitsError as exc:
+            raise DitsError(f"{path}: task.names: {exc}") from None
+    ks = [it.k for it in params.iterations]
+    if ks != list(range(len(ks))):
+        raise DitsError(f"{path}: iterations = {ks}: must be k = 0, 1, 2, … in order")
+    return params
+
+
+def _build(cls: type, raw: Any, file: str, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise DitsError(f"{file}: {prefix.rstrip('.') or 'top level'} = {raw!r}: must be a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            raise DitsError(f"{file}: {prefix}{key}: unknown key; allowed: {', '.join(fields)}")
+    values = {}
+    for name, f in fields.items():
+        if name in raw:
+            values[name] = _convert(hints[name], raw[name], f.metadata, file, prefix + name)
+        elif dataclasses.is_dataclass(hints[name]):
+            values[name] = _build(hints[name], {}, file, prefix + name + ".")
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, meta: Any, file: str, key: str) -> Any:
+    def fail(expected: str) -> typing.NoReturn:
+        raise DitsError(f"{file}: {key} = {value!r}: must be {expected}")
+
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, file, key + ".")
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            fail("a list")
+        return [_convert(item, v, {}, file, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            fail("true or false")
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail(_range_text("an integer", meta))
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail(_range_text("a number", meta))
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            fail("a string")
+    elif isinstance(hint, types.UnionType):
+        pass
+    lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        fail(_range_text("an integer" if hint is int else "a number", meta))
+    if choices is not None and value not in choices:
+        fail("one of " + ", ".join(map(str, choices)))
+    return value
+
+
+def _range_text(kind: str, meta: Any) -> str:
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and hi is not None:
+        return f"{kind} in [{lo}, {hi}]"
+    if lo is not None:
+        return f"{kind} ≥ {lo}"
+    if hi is not None:
+        return f"{kind} ≤ {hi}"
+    return kind
+
+
+def params_yaml(params: Params | None = None) -> str:
+    """Return params.yaml text with every key commented (default, paper value)."""
+    params = params or Params()
+    lines: list[str] = []
+    _emit(params, lines, 0)
+    return "\n".join(lines) + "\n"
+
+
+def _emit(obj: Any, lines: list[str], indent: int) -> None:
+    pad = "  " * indent
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        note = f.metadata.get("help", "")
+        if f.metadata.get("paper"):
+            note += f" (paper: {f.metadata['paper']})"
+        if dataclasses.is_dataclass(value):
+            lines.append(f"{pad}{f.name}:  # {note}")
+            _emit(value, lines, indent + 1)
+        elif isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
+            lines.append(f"{pad}{f.name}:  # {note}")
+            lines += [f"{pad}  - {yaml.safe_dump(dataclasses.asdict(v), default_flow_style=True).strip()}"
+                      for v in value]
+        else:
+            dumped = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+            lines.append(f"{pad}{f.name}: {dumped}  # {note}")

@@ -1,0 +1,56 @@
+"""Task metrics: token F1 and exact match on a fixed, model-independent normalisation.
+
+The normalisation (lower-case, strip punctuation and articles, split on whitespace, numbers
+compared as numbers with commas removed) does not depend on any model, so scores of different
+models are comparable (DESIGN §2). The paper's F1 over the Llama tokenizer is the variant
+``token_f1(..., tokenize=tokenizer.tokenize)``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+_ARTICLES = {"a", "an", "the"}
+_PUNCT = str.maketrans("", "", string.punctuation.replace(".", "").replace("-", ""))
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def _canonical_number(word: str) -> str:
+    value = float(word)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def normalize_words(text: str) -> list[str]:
+    """Return the normalised words of ``text``."""
+    words = []
+    for raw in text.lower().replace(",", "").translate(_PUNCT).split():
+        word = raw.strip(".-") if not _NUMBER.match(raw) else raw
+        if _NUMBER.match(word):
+            words.append(_canonical_number(word))
+        elif word and word not in _ARTICLES:
+            words.append(word)
+    return words
+
+
+def token_f1(
+    prediction: str, answers: Iterable[str], tokenize: Callable[[str], list[str]] = normalize_words
+) -> float:
+    """Return the max over ``answers`` of the bag-of-tokens F1 with ``prediction``."""
+    pred = tokenize(prediction)
+    best = 0.0
+    for answer in answers:
+        gold = tokenize(answer)
+        common = sum((Counter(pred) & Counter(gold)).values())
+        if common:
+            precision, recall = common / len(pred), common / len(gold)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def exact_match(prediction: str, answers: Iterable[str]) -> float:
+    """Return 1.0 if the normalised prediction equals any normalised answer, else 0.0."""
+    pred = normalize_words(prediction)
+    return float(any(pred == normalize_words(answer) for answer in answers))

@@ -1,0 +1,19 @@
+"""``--shard I/N``: a deterministic slice of a stage's inputs by key hash, not by row order (DESIGN §8)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from dits.seeds import derive_seed
+
+
+def shard_of(key: str, n: int) -> int:
+    return derive_seed("shard", key) % n
+
+
+def in_shard(keys: pl.Expr, shard: tuple[int, int]) -> pl.Expr:
+    """A boolean expression: which rows of ``keys`` belong to shard ``I`` of ``N``."""
+    i, n = shard
+    if n == 1:
+        return pl.lit(True)
+    return keys.map_elements(lambda key: shard_of(key, n) == i, return_dtype=pl.Boolean)

@@ -1,0 +1,155 @@
+"""The embedded tasks: generated from a seed, offline, sized for a tiny model (DESIGN §6).
+
+*exchange* — a two-hop question ("where was the founder of Acme born ?"). Alice holds the
+company's facts (founder, ceo and other-relation distractors), Bob holds where three people
+were born: the founder, the ceo and a stranger. Alice alone does not know any city; Bob alone
+cannot tell which of his three people the question is about, so the guessing baseline is 1/3.
+Facts are drawn afresh for every example so the model must read its context instead of
+memorising a world (STACK.md §9).
+
+*debate* — one- or two-step arithmetic word problems. Alice solves, Bob checks and never
+answers; scored by exact match on the number.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from dits.metrics import exact_match, normalize_words, token_f1
+from dits.seeds import content_id, derive_seed
+from dits.tasks.base import POOLS, Example, Family, register
+
+PEOPLE = (
+    "ada alan alba amir anna ari asha bea ben boris cara carl cleo dana dev dora eli ella emil "
+    "eva finn gia gus hana hugo ida igor ines ivan jade jon kai kim lara leo lina luca mara max "
+    "mia nico nina noah omar ora otto pia raj rita rosa sam sara tara teo uma vera wes yara zane zoe"
+).split()
+COMPANIES = (
+    "acme apex argo astra axon bolt brio cobalt corvo delta echo ember fable flux forge gala "
+    "helix ion jolt juno kappa krypt lumen lyra mako nexo nova onyx orbit pax pike prism pulse "
+    "quill rho rune sable sigma solis tango terra umbra vanta vega volt wren xeno yotta zeal zeta"
+).split()
+CITIES = (
+    "accra agra athens baku basel bern bogota cairo cork dakar delhi dubai faro fes gaza genoa "
+    "hanoi havana jaipur kiev kobe lagos leeds lima lyon madrid malta milan minsk nice oslo "
+    "padua paris perth porto quito riga rome seoul sofia split tokyo turin vigo vilnius york"
+).split()
+PRODUCTS = "tea soap cars toys shoes maps lamps boats tools glass paper bread".split()
+ITEMS = "apples pens coins books cards eggs stamps shells marbles keys".split()
+
+_EXCHANGE_Q = re.compile(r"where was the (\w+) of (\w+) born")
+
+
+@dataclass(frozen=True)
+class ExchangeTask:
+    """Two-hop information exchange; token F1 over the city and its aliases."""
+
+    seed: int
+    name: str = "synthetic-exchange"
+    family: Family = "exchange"
+
+    def examples(self, pool: str, start: int, n: int) -> list[Example]:
+        _check_pool(pool)
+        return [self._example(pool, i) for i in range(start, start + n)]
+
+    def _example(self, pool: str, index: int) -> Example:
+        rng = random.Random(derive_seed(self.seed, self.name, pool, index))
+        company, rival = rng.sample(COMPANIES, 2)
+        founder, ceo, stranger = rng.sample(PEOPLE, 3)
+        cities = rng.sample(CITIES, 3)
+        born = dict(zip((founder, ceo, stranger), cities))
+        relation = rng.choice(("founder", "ceo"))
+        target = founder if relation == "founder" else ceo
+        alice = [
+            f"{company} founder {founder}",
+            f"{company} ceo {ceo}",
+            f"{company} rival {rival}",
+            f"{company} product {rng.choice(PRODUCTS)}",
+        ]
+        bob = [f"{person} born {city}" for person, city in born.items()]
+        rng.shuffle(alice)
+        rng.shuffle(bob)
+        question = f"where was the {relation} of {company} born ?"
+        context = (" ; ".join(alice), " ; ".join(bob))
+        return Example(
+            example_id=content_id(self.name, pool, index),
+            question=question,
+            context=context,
+            answers=(born[target], f"{born[target]} city"),
+        )
+
+    def score(self, prediction: str, example: Example) -> float:
+        return token_f1(prediction, example.answers)
+
+    def chance(self, examples: list[Example]) -> float:
+        """Bob names one of his three cities at random."""
+        total = 0.0
+        for example in examples:
+            cities = [fact.split(" born ")[1] for fact in example.context[1].split(" ; ")]
+            total += sum(self.score(city, example) for city in cities) / len(cities)
+        return total / max(len(examples), 1)
+
+
+@dataclass(frozen=True)
+class DebateTask:
+    """Arithmetic word problems; exact match on the number."""
+
+    seed: int
+    name: str = "synthetic-debate"
+    family: Family = "debate"
+
+    def examples(self, pool: str, start: int, n: int) -> list[Example]:
+        _check_pool(pool)
+        return [self._example(pool, i) for i in range(start, start + n)]
+
+    def _example(self, pool: str, index: int) -> Example:
+        rng = random.Random(derive_seed(self.seed, self.name, pool, index))
+        person, item = rng.choice(PEOPLE), rng.choice(ITEMS)
+        total = rng.randint(2, 20)
+        sentences = [f"{person} has {total} {item} ."]
+        for _ in range(rng.choice((1, 2))):
+            if rng.random() < 0.5 or total < 2:
+                amount = rng.randint(1, 12)
+                sentences.append(f"{person} gets {amount} more .")
+                total += amount
+            else:
+                amount = rng.randint(1, total - 1)
+                sentences.append(f"{person} gives away {amount} .")
+                total -= amount
+        sentences.append(f"how many {item} does {person} have ?")
+        return Example(
+            example_id=content_id(self.name, pool, index),
+            question=" ".join(sentences),
+            context=("", ""),
+            answers=(str(total),),
+        )
+
+    def score(self, prediction: str, example: Example) -> float:
+        return exact_match(prediction, example.answers)
+
+    def chance(self, examples: list[Example]) -> float:
+        """Alice names one of the numbers in the question at random."""
+        total = 0.0
+        for example in examples:
+            numbers = [w for w in normalize_words(example.question) if w.isdigit()]
+            total += sum(self.score(n, example) for n in numbers) / len(numbers)
+        return total / max(len(examples), 1)
+
+
+def parse_exchange_question(question: str) -> tuple[str, str]:
+    """Return (relation, company) of an exchange question."""
+    match = _EXCHANGE_Q.search(question)
+    if match is None:
+        raise ValueError(f"not an exchange question: {question!r}")
+    return match.group(1), match.group(2)
+
+
+def _check_pool(pool: str) -> None:
+    if pool not in (*POOLS, "bootstrap"):
+        raise ValueError(f"unknown pool {pool!r}: expected one of {', '.join(POOLS)}")
+
+
+register("synthetic-exchange")(lambda seed: ExchangeTask(seed))
+register("synthetic-debate")(lambda seed: DebateTask(seed))

@@ -1,0 +1,1 @@
+"""Training: the bootstrap model, SFT and DPO, all through TRL."""

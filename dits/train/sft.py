@@ -1,0 +1,69 @@
+"""SFT with TRL's SFTTrainer, loss only on the acting agent's own turns (papers/dits.md §5).
+
+Each training row is one agent's view of a dialogue: its messages are ``assistant`` turns and its
+partner's are ``user`` turns, so ``assistant_only_loss`` is the paper's per-agent masking.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+
+from dits.backends.base import Chat
+
+
+@dataclass(frozen=True)
+class SFTSettings:
+    learning_rate: float
+    epochs: float
+    batch_size: int
+    max_length: int
+    warmup_ratio: float
+    max_steps: int = -1
+    bf16: bool = False
+    seed: int = 0
+
+
+def train_sft(
+    model, tokenizer, chats: list[Chat], settings: SFTSettings, log: list[dict] | None = None, callbacks=()
+):
+    """Train ``model`` in place on ``chats`` and return it in eval mode.
+
+    ``log`` receives the trainer's loss records, for the stage's metrics.
+    """
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    with tempfile.TemporaryDirectory(prefix="dits-sft-") as tmp:
+        args = SFTConfig(
+            output_dir=tmp,
+            learning_rate=settings.learning_rate,
+            num_train_epochs=settings.epochs,
+            max_steps=settings.max_steps,
+            per_device_train_batch_size=settings.batch_size,
+            max_length=settings.max_length,
+            warmup_steps=settings.warmup_ratio,  # a float < 1 is a ratio in transformers 5
+            lr_scheduler_type="cosine",
+            assistant_only_loss=True,
+            use_cpu=True,
+            bf16=settings.bf16,
+            gradient_checkpointing=False,
+            save_strategy="no",
+            report_to=[],
+            logging_steps=25,
+            disable_tqdm=True,
+            seed=settings.seed,
+            data_seed=settings.seed,
+            dataloader_num_workers=0,
+        )
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list([{"messages": c} for c in chats]),
+            processing_class=tokenizer,
+            callbacks=list(callbacks),
+        )
+        trainer.train()
+        if log is not None:
+            log.extend(r for r in trainer.state.log_history if "loss" in r)
+    return model.eval()

@@ -1,0 +1,55 @@
+"""sft@k: per task, the base model trained on the best sampled dialogues, both agents' views."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import polars as pl
+
+from dits.backends.hf import load_model
+from dits.config import Params
+from dits.dialogue import AGENTS
+from dits.errors import DitsError
+from dits.progress import log
+from dits.sample import dialogue_from_row, select_for_sft
+from dits.stage import DATA, METRICS, base_model, clock, setup, sft_model
+from dits.store import read_table
+from dits.tasks import get_task
+from dits.train.sft import SFTSettings, train_sft
+
+
+def main(params: Params, k: int, shard: tuple[int, int]) -> None:
+    setup(params)
+    with clock(f"sft@{k}"):
+        dialogues = read_table(DATA, "dialogues", k)
+        examples = read_table(DATA, "tasks", k)
+        report = {}
+        for name in params.task.names:
+            task = get_task(name, params.seed)
+            kept = select_for_sft(dialogues.filter(pl.col("task") == name), params.sft.keep_fraction,
+                                  params.sft.min_reward)
+            if kept.height == 0:
+                raise DitsError(f"data/dialogues/iter={k}: no {name} dialogue reaches sft.min_reward = "
+                                f"{params.sft.min_reward}; lower it")
+            chats = [dialogue_from_row(row, examples, task).view(agent)
+                     for row in kept.iter_rows(named=True) for agent in AGENTS]
+            model, tokenizer = load_model(base_model(params))
+            s = params.sft
+            log_rows: list[dict] = []
+            train_sft(model, tokenizer, chats,
+                      SFTSettings(s.learning_rate, s.epochs, s.batch_size, s.max_length, 0.1, seed=params.seed),
+                      log_rows)
+            out = sft_model(k, name)
+            tmp = out.with_name(out.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            shutil.rmtree(out, ignore_errors=True)
+            tmp.rename(out)
+            report[name] = {"dialogues": kept.height, "rows": len(chats),
+                            "mean_reward": round(float(kept["reward"].mean()), 4),
+                            "loss": [round(r["loss"], 4) for r in log_rows]}
+            log(f"sft@{k} {name}: {kept.height} dialogues, loss {report[name]['loss']}")
+        (METRICS / "sft").mkdir(parents=True, exist_ok=True)
+        (METRICS / "sft" / f"iter={k}.json").write_text(json.dumps(report, indent=1) + "\n")
