@@ -48,15 +48,15 @@ def cmd_sql(args: argparse.Namespace) -> None:
     con = connect(args.data)
     try:
         rel = con.sql(args.query)
+        if rel is None:
+            return
+        if args.output:
+            rel.write_parquet(args.output)
+            print(f"wrote {args.output}", file=sys.stderr)
+            return
+        frame = rel.pl()
     except duckdb.Error as exc:
         raise DitsError(f"sql: {str(exc).splitlines()[0]}") from None
-    if rel is None:
-        return
-    if args.output:
-        rel.write_parquet(args.output)
-        print(f"wrote {args.output}", file=sys.stderr)
-        return
-    frame = rel.pl()
     if args.format == "csv":
         sys.stdout.write(frame.write_csv())
     elif args.format == "json":
@@ -113,29 +113,42 @@ def cmd_show(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dits",
-        description="Influence-oriented tree search: synthesize, score, select and train on two-agent dialogues.",
+        description="Influence-oriented tree search: synthesize, score, select and train on "
+        "two-agent dialogues.",
         epilog="start with `dvc repro`, then `dits show` and `dits sql`.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run one pipeline stage (what dvc.yaml calls)",
-                         epilog="example:\n  dits run sample --iter 0", formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = sub.add_parser(
+        "run",
+        help="run one pipeline stage (what dvc.yaml calls)",
+        epilog="example:\n  dits run sample --iter 0",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("stage", help="stage name: a file stages/<name>.py")
     run.add_argument("--iter", type=int, default=0, help="iteration k (default 0)")
     run.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: work on one slice (default 0/1)")
     run.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     run.set_defaults(func=cmd_run)
 
-    sql = sub.add_parser("sql", help="query the tables with DuckDB SQL (one view per table)", epilog=EPILOG_SQL,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    sql = sub.add_parser(
+        "sql",
+        help="query the tables with DuckDB SQL (one view per table)",
+        epilog=EPILOG_SQL,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sql.add_argument("query", help="SQL over the views tasks, dialogues, eval, …; `iter` is a column")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.add_argument("-o", "--output", help="write the result to this Parquet file instead")
     sql.add_argument("--data", default="data", help="tables directory (default data)")
     sql.set_defaults(func=cmd_sql)
 
-    show = sub.add_parser("show", help="print the test metrics of every iteration and model, and stage times",
-                          epilog="example:\n  dits show", formatter_class=argparse.RawDescriptionHelpFormatter)
+    show = sub.add_parser(
+        "show",
+        help="print the test metrics of every iteration and model, and stage times",
+        epilog="example:\n  dits show",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     show.add_argument("--metrics", default="metrics", help="metrics directory (default metrics)")
     show.set_defaults(func=cmd_show)
     return parser

@@ -8,6 +8,7 @@ value and what is allowed; unknown keys are errors, so a typo never falls back t
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,8 +20,15 @@ import yaml
 from dits.errors import DitsError
 
 
-def param(default: Any, help: str, *, paper: str | None = None, min: float | None = None,
-          max: float | None = None, choices: tuple | None = None) -> Any:
+def param(
+    default: Any,
+    help: str,
+    *,
+    paper: str | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple | None = None,
+) -> Any:
     """A documented, range-checked field (TRL style: the help text lives where the field does)."""
     meta = {"help": help, "paper": paper, "min": min, "max": max, "choices": choices}
     if isinstance(default, (list, dict)):
@@ -46,8 +54,11 @@ class TaskParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    base: str = param("embedded", "'embedded' (bootstrap builds models/base) or a local/hub checkpoint",
-                      paper="meta-llama/Meta-Llama-3-8B-Instruct")
+    base: str = param(
+        "embedded",
+        "'embedded' (bootstrap builds models/base) or a local/hub checkpoint",
+        paper="meta-llama/Meta-Llama-3-8B-Instruct",
+    )
 
 
 @dataclass(frozen=True)
@@ -71,8 +82,9 @@ class BootstrapParams:
 
 @dataclass(frozen=True)
 class FamilyReward:
-    lambda_token: float = param(-0.6, "λ1, weight of tokens/T_max (negative)", paper="-0.6 IE, -0.4 math, -0.5 ARC",
-                                max=0.0)
+    lambda_token: float = param(
+        -0.6, "λ1, weight of tokens/T_max (negative)", paper="-0.6 IE, -0.4 math, -0.5 ARC", max=0.0
+    )
     lambda_loss: float = param(0.1, "λ2, weight of 1/L_max", paper="1.0 IE/MMLU, 0.9 math, 0.6 ARC", min=0.0)
 
 
@@ -95,8 +107,9 @@ class SampleParams:
 
 @dataclass(frozen=True)
 class SFTParams:
-    keep_fraction: float = param(0.7, "keep the top fraction of questions by best reward", paper="0.7", min=0.0,
-                                 max=1.0)
+    keep_fraction: float = param(
+        0.7, "keep the top fraction of questions by best reward", paper="0.7", min=0.0, max=1.0
+    )
     min_reward: float = param(0.5, "ε_sft: drop best dialogues below this reward", paper="0.5 IE, 0.6 math")
     learning_rate: float = param(5e-4, "peak learning rate", paper="2e-5 IE, 1e-6 math", min=0.0)
     epochs: float = param(3.0, "passes over the kept dialogues", paper="1-4", min=0.0)
@@ -130,13 +143,24 @@ class Params:
     backend: BackendParams = param(BackendParams(), "inference")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``2e-5`` as a string; params are written as the paper prints them."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Return the validated params of ``path``; a fault raises DitsError with one line."""
     path = Path(path)
     if not path.exists():
         raise DitsError(f"{path}: not found")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as exc:
         raise DitsError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
     params = _build(Params, raw, str(path), "")
@@ -236,8 +260,10 @@ def _emit(obj: Any, lines: list[str], indent: int) -> None:
             _emit(value, lines, indent + 1)
         elif isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
             lines.append(f"{pad}{f.name}:  # {note}")
-            lines += [f"{pad}  - {yaml.safe_dump(dataclasses.asdict(v), default_flow_style=True).strip()}"
-                      for v in value]
+            lines += [
+                f"{pad}  - {yaml.safe_dump(dataclasses.asdict(v), default_flow_style=True).strip()}"
+                for v in value
+            ]
         else:
             dumped = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
             lines.append(f"{pad}{f.name}: {dumped}  # {note}")

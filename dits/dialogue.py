@@ -23,22 +23,20 @@ _ANSWER = re.compile(r"<A>(.*?)</A", re.DOTALL)
 
 _PROMPTS: dict[tuple[Family, str], str] = {
     ("exchange", "Alice"): (
-        "You are Alice, working with Bob. Question: {question} Your facts: {context}. "
-        "Bob has the other facts. Tell Bob what he needs, be brief, "
-        "and give the answer as <A> answer </A>."
+        "You are Alice, Bob has the other facts. Question: {question} "
+        "Your facts about the company: {context}. Be brief, answer as <A> city </A>."
     ),
     ("exchange", "Bob"): (
-        "You are Bob, working with Alice. Question: {question} Your facts: {context}. "
-        "Alice has the other facts. Tell Alice what she needs, be brief, "
-        "and give the answer as <A> answer </A>."
+        "You are Bob, Alice has the other facts. Question: {question} "
+        "Your facts, person and birthplace: {context}. Be brief, answer as <A> city </A>."
     ),
     ("debate", "Alice"): (
-        "You are Alice, solving with Bob. Question: {question} "
-        "Solve it step by step, be brief, and give the answer as <A> number </A>."
+        "You are Alice, Bob checks your work. Question: {question} "
+        "Solve it step by step, be brief, answer as <A> number </A>."
     ),
     ("debate", "Bob"): (
-        "You are Bob, checking Alice. Question: {question} "
-        "Check each step of Alice and say what is wrong. Be brief. Never give the answer."
+        "You are Bob, you check Alice. Question: {question} "
+        "Say which step is wrong, be brief, never give the answer."
     ),
 }
 
@@ -115,8 +113,9 @@ def play(
 ) -> None:
     """Advance all ``dialogues`` to their end, one backend call per turn for the whole batch.
 
-    ``progress(n)`` is told how many dialogues finished after each turn. Each row's seed is derived from the dialogue's seed and the turn index, so a dialogue
-    decodes the same whatever else is in the batch.
+    ``progress(n)`` is told how many more dialogues finished after each turn. Each row's seed
+    is derived from the dialogue's seed and the turn index, so a dialogue decodes the same
+    whatever else is in the batch.
     """
     while True:
         active = [d for d in dialogues if not d.done]
@@ -125,7 +124,7 @@ def play(
         chats = [d.view() for d in active]
         seeds = [derive_seed(d.seed, len(d.messages)) for d in active]
         generations = backend.generate(chats, sampling, seeds)
-        for dialogue, generation in zip(active, generations):
+        for dialogue, generation in zip(active, generations, strict=True):
             dialogue.add(generation.text, generation.tokens, max_messages, generation.finish_reason)
         if progress is not None:
             progress(sum(d.done for d in active))

@@ -22,8 +22,16 @@ def evaluate_model(
     backend: Backend, task: Task, examples: list[Example], params: Params, model_name: str, progress=None
 ) -> pl.DataFrame:
     """Return the eval table rows of ``model_name`` on ``examples`` (greedy decoding)."""
-    dialogues = [Dialogue(ex, task.family, seed=derive_seed(params.seed, "evaluate", ex.example_id)) for ex in examples]
-    play(backend, dialogues, Sampling(0.0, 1.0, params.evaluate.max_new_tokens), params.sample.max_messages, progress)
+    dialogues = [
+        Dialogue(ex, task.family, seed=derive_seed(params.seed, "evaluate", ex.example_id)) for ex in examples
+    ]
+    play(
+        backend,
+        dialogues,
+        Sampling(0.0, 1.0, params.evaluate.max_new_tokens),
+        params.sample.max_messages,
+        progress,
+    )
     return pl.DataFrame(
         [
             {

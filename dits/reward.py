@@ -107,7 +107,7 @@ def reward_dialogues(
     lls = scorer.loglik([[] for _ in texts], texts) if texts else []
     lam = getattr(params, task.family)
     rewards, at = [], 0
-    for dialogue, cap in zip(dialogues, t_max):
+    for dialogue, cap in zip(dialogues, t_max, strict=True):
         n = len(dialogue.messages)
         nlls = [-x for x in lls[at : at + n]]
         at += n

@@ -13,9 +13,9 @@ import polars as pl
 
 from dits.backends.base import Backend, Sampling
 from dits.config import Params
+from dits.dialogue import Dialogue, play
 from dits.errors import DitsError
 from dits.prepare import examples_from_frame
-from dits.dialogue import Dialogue, play
 from dits.reward import reward_dialogues
 from dits.seeds import content_id, derive_seed
 from dits.tasks import Example, Task
@@ -66,7 +66,7 @@ def dialogues_frame(dialogues: list[Dialogue], rewards, task: Task, policy_name:
                 "reward": r.total,
                 "stop_reason": d.stop_reason,
             }
-            for d, r in zip(dialogues, rewards)
+            for d, r in zip(dialogues, rewards, strict=True)
         ]
     )
 
@@ -75,7 +75,9 @@ def dialogue_from_row(row: dict, tasks: pl.DataFrame, task: Task) -> Dialogue:
     """Rebuild a finished Dialogue from a dialogues-table row and the tasks table."""
     match = tasks.filter(pl.col("example_id") == row["example_id"])
     if match.height == 0:
-        raise DitsError(f"dialogue {row['dialogue_id']}: example_id {row['example_id']!r} not in the tasks table")
+        raise DitsError(
+            f"dialogue {row['dialogue_id']}: example_id {row['example_id']!r} not in the tasks table"
+        )
     dialogue = Dialogue(examples_from_frame(match.head(1))[0], task.family, seed=row["seed"])
     dialogue.messages = [dict(m) for m in row["messages"]]
     dialogue.answer = row["answer"] or None

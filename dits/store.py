@@ -9,7 +9,6 @@ stage never leaves half a part behind.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import duckdb
@@ -20,6 +19,7 @@ import pyarrow.parquet as pq
 from dits.errors import DitsError
 
 MESSAGE = pa.struct([("agent", pa.string()), ("text", pa.string()), ("tokens", pa.int32())])
+CHAT_TURN = pa.struct([("role", pa.string()), ("content", pa.string())])
 
 SCHEMAS: dict[str, pa.Schema] = {
     "tasks": pa.schema(
@@ -60,12 +60,66 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("messages", pa.list_(MESSAGE)),
         ]
     ),
+    "nodes": pa.schema(
+        [
+            ("tree_id", pa.string()),
+            ("node_id", pa.string()),
+            ("task", pa.string()),
+            ("method", pa.string()),
+            ("parent_id", pa.string()),
+            ("depth", pa.int32()),
+            ("kind", pa.string()),
+            ("agent", pa.string()),
+            ("model", pa.string()),
+            ("text", pa.string()),
+            ("tokens", pa.int32()),
+            ("visits", pa.int32()),
+            ("q", pa.float64()),
+            ("reward", pa.float64()),
+            ("selected_at", pa.int32()),
+            ("seconds", pa.float64()),
+            # The paper's max_child/min_child pointers can be stale (papers/dits.md §10 item 14) and
+            # cannot be rebuilt from Q, so they are stored: pairs come out the same from a read tree.
+            ("max_child_id", pa.string()),
+            ("min_child_id", pa.string()),
+        ]
+    ),
+    "pairs": pa.schema(
+        [
+            ("pair_id", pa.string()),
+            ("task", pa.string()),
+            ("tree_id", pa.string()),
+            ("parent_id", pa.string()),
+            ("chosen_id", pa.string()),
+            ("rejected_id", pa.string()),
+            ("agent", pa.string()),
+            ("prompt", pa.list_(CHAT_TURN)),
+            ("chosen", pa.string()),
+            ("rejected", pa.string()),
+            ("q_chosen", pa.float64()),
+            ("q_rejected", pa.float64()),
+        ]
+    ),
+    "selected": pa.schema(
+        [
+            ("pair_id", pa.string()),
+            ("task", pa.string()),
+            ("rank", pa.int64()),
+            ("h", pa.float64()),
+            ("by", pa.string()),
+            ("alpha", pa.float64()),
+            ("gamma", pa.float64()),
+        ]
+    ),
 }
 
 KEYS: dict[str, tuple[str, ...]] = {
     "tasks": ("example_id",),
     "dialogues": ("dialogue_id",),
     "eval": ("model", "example_id"),
+    "nodes": ("tree_id", "node_id"),
+    "pairs": ("pair_id",),
+    "selected": ("pair_id",),
 }
 
 
@@ -99,8 +153,7 @@ def write_part(path: str | Path, table: str, frame: pl.DataFrame | pa.Table) -> 
     path = Path(path)
     arrow = conform(table, frame, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".parquet.tmp")
-    os.close(fd)
+    tmp = path.with_name(path.name + ".tmp")
     try:
         pq.write_table(arrow, tmp)
         os.replace(tmp, path)
@@ -113,7 +166,11 @@ def write_part(path: str | Path, table: str, frame: pl.DataFrame | pa.Table) -> 
 def read_table(root: str | Path, table: str, iteration: int | None = None) -> pl.DataFrame:
     """Read every part of ``table`` (or one iteration's) with its schema checked; adds ``iter``."""
     base = Path(root) / table
-    folders = [base / f"iter={iteration}"] if iteration is not None else sorted(base.glob("iter=*"))
+    folders = (
+        [base / f"iter={iteration}"]
+        if iteration is not None
+        else sorted(base.glob("iter=*"), key=lambda p: int(p.name.split("=", 1)[1]))
+    )
     frames = []
     for folder in folders:
         parts = sorted(folder.glob("part-*.parquet"))

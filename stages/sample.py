@@ -28,5 +28,7 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
             policy_path = policy_model(params, k, name)
             policy = scorer if policy_path == base_model(params) else HFBackend.from_path(policy_path)
             with bar(f"sample@{k} {name}", len(examples) * params.sample.samples_per_example) as advance:
-                frames.append(sample_dialogues(policy, scorer, task, examples, params, k, policy_path, advance))
+                frames.append(
+                    sample_dialogues(policy, scorer, task, examples, params, k, policy_path, advance)
+                )
         write_part(part_path(DATA, "dialogues", k, shard[0]), "dialogues", pl.concat(frames))

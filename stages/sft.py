@@ -27,19 +27,31 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
         report = {}
         for name in params.task.names:
             task = get_task(name, params.seed)
-            kept = select_for_sft(dialogues.filter(pl.col("task") == name), params.sft.keep_fraction,
-                                  params.sft.min_reward)
+            kept = select_for_sft(
+                dialogues.filter(pl.col("task") == name), params.sft.keep_fraction, params.sft.min_reward
+            )
             if kept.height == 0:
-                raise DitsError(f"data/dialogues/iter={k}: no {name} dialogue reaches sft.min_reward = "
-                                f"{params.sft.min_reward}; lower it")
-            chats = [dialogue_from_row(row, examples, task).view(agent)
-                     for row in kept.iter_rows(named=True) for agent in AGENTS]
+                raise DitsError(
+                    f"data/dialogues/iter={k}: no {name} dialogue reaches sft.min_reward = "
+                    f"{params.sft.min_reward}; lower it"
+                )
+            dialogues_kept = [dialogue_from_row(row, examples, task) for row in kept.iter_rows(named=True)]
+            chats = [
+                d.view(agent)
+                for d in dialogues_kept
+                for agent in AGENTS
+                if any(m["agent"] == agent for m in d.messages)
+            ]
             model, tokenizer = load_model(base_model(params))
             s = params.sft
             log_rows: list[dict] = []
-            train_sft(model, tokenizer, chats,
-                      SFTSettings(s.learning_rate, s.epochs, s.batch_size, s.max_length, 0.1, seed=params.seed),
-                      log_rows)
+            train_sft(
+                model,
+                tokenizer,
+                chats,
+                SFTSettings(s.learning_rate, s.epochs, s.batch_size, s.max_length, 0.1, seed=params.seed),
+                log_rows,
+            )
             out = sft_model(k, name)
             tmp = out.with_name(out.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
@@ -47,9 +59,12 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
             tokenizer.save_pretrained(tmp)
             shutil.rmtree(out, ignore_errors=True)
             tmp.rename(out)
-            report[name] = {"dialogues": kept.height, "rows": len(chats),
-                            "mean_reward": round(float(kept["reward"].mean()), 4),
-                            "loss": [round(r["loss"], 4) for r in log_rows]}
+            report[name] = {
+                "dialogues": kept.height,
+                "rows": len(chats),
+                "mean_reward": round(float(kept["reward"].mean()), 4),
+                "loss": [round(r["loss"], 4) for r in log_rows],
+            }
             log(f"sft@{k} {name}: {kept.height} dialogues, loss {report[name]['loss']}")
         (METRICS / "sft").mkdir(parents=True, exist_ok=True)
         (METRICS / "sft" / f"iter={k}.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -51,7 +51,9 @@ class HFBackend:
         return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
     def _render(self, chats: Sequence[Chat]) -> list[str]:
-        return [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
+        return [
+            self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats
+        ]
 
     @torch.inference_mode()
     def generate(
@@ -71,7 +73,9 @@ class HFBackend:
             )
         return out
 
-    def _generate_batch(self, prompts: list[str], sampling: Sampling, seeds: Sequence[int]) -> list[Generation]:
+    def _generate_batch(
+        self, prompts: list[str], sampling: Sampling, seeds: Sequence[int]
+    ) -> list[Generation]:
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         attention = enc["attention_mask"]
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
@@ -111,11 +115,13 @@ class HFBackend:
         texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
         return [
             Generation(text=t, tokens=len(ids), finish_reason="stop" if done else "length")
-            for t, ids, done in zip(texts, tokens, finished.tolist())
+            for t, ids, done in zip(texts, tokens, finished.tolist(), strict=True)
         ]
 
     @staticmethod
-    def _pick(logits: torch.Tensor, sampling: Sampling, generators: list[torch.Generator] | None) -> torch.Tensor:
+    def _pick(
+        logits: torch.Tensor, sampling: Sampling, generators: list[torch.Generator] | None
+    ) -> torch.Tensor:
         """Greedy argmax, or top-p sampling with each row's own generator."""
         if generators is None:
             return logits.argmax(-1)
@@ -130,19 +136,26 @@ class HFBackend:
     def loglik(self, chats: Sequence[Chat], continuations: Sequence[str]) -> list[float]:
         """Mean per-token log-prob of each continuation as the next assistant turn.
 
-        The continuation's tokens include the end-of-message token; the template's header
-        (``<|assistant|>``) is context, not scored: the paper skips its 5 Llama header tokens.
+        The continuation is rendered by the chat template as one more assistant turn; its tokens
+        include the end-of-message token, while the turn's header (``<|assistant|>``) is context,
+        not scored (the paper skips its 5 Llama-3 header tokens). An empty chat scores a message
+        alone, as the reward's loss term does.
         """
         results: list[float] = []
         for start in range(0, len(chats), self.batch_size):
             batch_chats = chats[start : start + self.batch_size]
             batch_cont = continuations[start : start + self.batch_size]
-            prompts = self._render(batch_chats)
+            prompts, conts = [], []
+            for chat, cont in zip(batch_chats, batch_cont, strict=True):
+                full = self.tokenizer.apply_chat_template(
+                    [*chat, {"role": "assistant", "content": cont}], tokenize=False
+                )
+                cut = full.rfind(cont)
+                prompts.append(full[:cut])
+                conts.append(full[cut:])
             prompt_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-            cont_ids = self.tokenizer([c + self.tokenizer.eos_token for c in batch_cont], add_special_tokens=False)[
-                "input_ids"
-            ]
-            seqs = [p + c for p, c in zip(prompt_ids, cont_ids)]
+            cont_ids = self.tokenizer(conts, add_special_tokens=False)["input_ids"]
+            seqs = [p + c for p, c in zip(prompt_ids, cont_ids, strict=True)]
             width = max(map(len, seqs))
             ids = torch.full((len(seqs), width), self.pad_id)
             mask = torch.zeros((len(seqs), width), dtype=torch.long)

@@ -1,11 +1,12 @@
 """The embedded tasks: generated from a seed, offline, sized for a tiny model (DESIGN §6).
 
-*exchange* — a two-hop question ("where was the founder of Acme born ?"). Alice holds the
-company's facts (founder, ceo and other-relation distractors), Bob holds where three people
-were born: the founder, the ceo and a stranger. Alice alone does not know any city; Bob alone
-cannot tell which of his three people the question is about, so the guessing baseline is 1/3.
-Facts are drawn afresh for every example so the model must read its context instead of
-memorising a world (STACK.md §9).
+*exchange* — a two-hop question ("where was the founder of acme born ?"). Alice holds the
+company's facts (``founder eli ; ceo ida ; rival zeta ; product tea``), Bob holds where three
+people were born (``eli dakar ; ida lima ; max oslo``): the founder, the ceo and a stranger.
+Alice alone knows no city; Bob alone cannot tell which of his people the question is about, so
+the guessing baseline is 1/3. Facts are drawn afresh for every example so the model must read
+its context instead of memorising a world (STACK.md §9), and every value sits right after its
+key, so each lookup is one copy-after-match step that a tiny model learns quickly (STACK.md §10).
 
 *debate* — one- or two-step arithmetic word problems. Alice solves, Bob checks and never
 answers; scored by exact match on the number.
@@ -13,8 +14,10 @@ answers; scored by exact match on the number.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dits.metrics import exact_match, normalize_words, token_f1
@@ -51,30 +54,23 @@ class ExchangeTask:
     family: Family = "exchange"
 
     def examples(self, pool: str, start: int, n: int) -> list[Example]:
-        _check_pool(pool)
-        return [self._example(pool, i) for i in range(start, start + n)]
+        return [_draw(self.seed, self.name, pool, i, self._example) for i in range(start, start + n)]
 
-    def _example(self, pool: str, index: int) -> Example:
-        rng = random.Random(derive_seed(self.seed, self.name, pool, index))
+    def _example(self, rng: random.Random, example_id: str) -> Example:
         company, rival = rng.sample(COMPANIES, 2)
         founder, ceo, stranger = rng.sample(PEOPLE, 3)
         cities = rng.sample(CITIES, 3)
-        born = dict(zip((founder, ceo, stranger), cities))
+        born = dict(zip((founder, ceo, stranger), cities, strict=True))
         relation = rng.choice(("founder", "ceo"))
         target = founder if relation == "founder" else ceo
-        alice = [
-            f"{company} founder {founder}",
-            f"{company} ceo {ceo}",
-            f"{company} rival {rival}",
-            f"{company} product {rng.choice(PRODUCTS)}",
-        ]
-        bob = [f"{person} born {city}" for person, city in born.items()]
+        alice = [f"founder {founder}", f"ceo {ceo}", f"rival {rival}", f"product {rng.choice(PRODUCTS)}"]
+        bob = [f"{person} {city}" for person, city in born.items()]
         rng.shuffle(alice)
         rng.shuffle(bob)
         question = f"where was the {relation} of {company} born ?"
         context = (" ; ".join(alice), " ; ".join(bob))
         return Example(
-            example_id=content_id(self.name, pool, index),
+            example_id=example_id,
             question=question,
             context=context,
             answers=(born[target], f"{born[target]} city"),
@@ -87,7 +83,7 @@ class ExchangeTask:
         """Bob names one of his three cities at random."""
         total = 0.0
         for example in examples:
-            cities = [fact.split(" born ")[1] for fact in example.context[1].split(" ; ")]
+            cities = [fact.split()[1] for fact in example.context[1].split(" ; ")]
             total += sum(self.score(city, example) for city in cities) / len(cities)
         return total / max(len(examples), 1)
 
@@ -101,11 +97,9 @@ class DebateTask:
     family: Family = "debate"
 
     def examples(self, pool: str, start: int, n: int) -> list[Example]:
-        _check_pool(pool)
-        return [self._example(pool, i) for i in range(start, start + n)]
+        return [_draw(self.seed, self.name, pool, i, self._example) for i in range(start, start + n)]
 
-    def _example(self, pool: str, index: int) -> Example:
-        rng = random.Random(derive_seed(self.seed, self.name, pool, index))
+    def _example(self, rng: random.Random, example_id: str) -> Example:
         person, item = rng.choice(PEOPLE), rng.choice(ITEMS)
         total = rng.randint(2, 20)
         sentences = [f"{person} has {total} {item} ."]
@@ -120,7 +114,7 @@ class DebateTask:
                 total -= amount
         sentences.append(f"how many {item} does {person} have ?")
         return Example(
-            example_id=content_id(self.name, pool, index),
+            example_id=example_id,
             question=" ".join(sentences),
             context=("", ""),
             answers=(str(total),),
@@ -146,9 +140,24 @@ def parse_exchange_question(question: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def _check_pool(pool: str) -> None:
-    if pool not in (*POOLS, "bootstrap"):
+_BUCKETS = {"sft": (0,), "search": (1,), "val": (2,), "test": (3,), "bootstrap": (0, 1)}
+
+
+def _draw(seed: int, name: str, pool: str, index: int, make: Callable[[random.Random, str], Example]) -> Example:
+    """Return example ``index`` of ``pool``: pools are disjoint by construction.
+
+    A question's content decides its pool (a hash bucket), so no question can be in two pools
+    however many are drawn; candidates of other buckets are skipped. The bootstrap scripts draw
+    from the sft and search buckets only, so the base model never sees a val or test question.
+    """
+    if pool not in _BUCKETS:
         raise ValueError(f"unknown pool {pool!r}: expected one of {', '.join(POOLS)}")
+    for attempt in itertools.count():
+        rng = random.Random(derive_seed(seed, name, pool, index, attempt))
+        example = make(rng, content_id(name, pool, index))
+        if derive_seed("pool", example.question, *example.context) % 4 in _BUCKETS[pool]:
+            return example
+    raise AssertionError("unreachable")
 
 
 register("synthetic-exchange")(lambda seed: ExchangeTask(seed))

@@ -74,7 +74,9 @@ def make_tokenizer(chats: Sequence[Chat], arch: Architecture):
     return train_tokenizer(chat_texts(chats), arch.vocab_size)
 
 
-def score_greedy(model, tokenizer, tasks: Sequence[Task], n: int, max_new_tokens: int = 48) -> dict[str, float]:
+def score_greedy(
+    model, tokenizer, tasks: Sequence[Task], n: int, max_new_tokens: int = 48
+) -> dict[str, float]:
     """Mean greedy test-style score per task on the first ``n`` validation questions."""
     from dits.backends.base import Sampling
     from dits.backends.hf import HFBackend

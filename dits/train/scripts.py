@@ -46,23 +46,23 @@ def _tag(answer: str, rng: random.Random, noise: Noise) -> tuple[str, bool]:
 
 
 def _exchange(example: Example, rng: random.Random, noise: Noise) -> list[str]:
-    relation, company = parse_exchange_question(example.question)
-    alice_facts = dict(f.split(" ", 1)[1].split(" ", 1) for f in example.context[0].split(" ; "))
-    born = dict(f.split(" born ") for f in example.context[1].split(" ; "))
+    relation, _ = parse_exchange_question(example.question)
+    alice_facts = dict(f.split() for f in example.context[0].split(" ; "))
+    born = dict(f.split() for f in example.context[1].split(" ; "))
     other = "ceo" if relation == "founder" else "founder"
     if rng.random() < noise.withhold:
         messages = [rng.choice(("what do you know ?", "tell me your facts", "i need your facts"))]
-        messages.append(" ; ".join(f"{p} born {c}" for p, c in born.items()))
+        messages.append(" ; ".join(f"{p} {c}" for p, c in born.items()))
         person = alice_facts[relation] if rng.random() >= noise.wrong_fact else alice_facts[other]
         answer = born[person]
         tagged, _ = _tag(answer, rng, noise)
-        messages.append(f"{company} {relation} {person} , {tagged}")
+        messages.append(f"{relation} {person} , {person} {answer} {tagged}")
         messages.append(f"<A> {answer} </A>")
         return messages
     person = alice_facts[relation] if rng.random() >= noise.wrong_fact else alice_facts[other]
     answer = born[person] if rng.random() >= noise.wrong_fact / 2 else rng.choice(list(born.values()))
     tagged, ok = _tag(answer, rng, noise)
-    messages = [f"{company} {relation} {person}", f"{person} born {answer} {tagged}", f"<A> {answer} </A>"]
+    messages = [f"{relation} {person}", f"{person} {answer} {tagged}", f"<A> {answer} </A>"]
     if not ok:
         messages.append(f"<A> {answer} </A>")
     return messages

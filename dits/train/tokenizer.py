@@ -33,9 +33,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token=END, pad_token="<pad>"
-    )
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token=END, pad_token="<pad>")
     wrapped.chat_template = CHAT_TEMPLATE
     wrapped.padding_side = "left"
     return wrapped
