@@ -92,7 +92,7 @@ class Dialogue:
             self.stop_reason = "too_long"
             return
         answer = parse_answer(text)
-        if answer is not None:
+        if answer:  # an empty <A></A> is no answer, as in the authors' parser
             if answer == self.answer:
                 self.stop_reason = "agree"
             self.answer = answer

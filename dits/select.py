@@ -1,0 +1,60 @@
+"""Runs ``sql/select.sql``: Top-α preference pairs by H = minmax(I) + γ·Q (DESIGN §4).
+
+Selection lives in SQL so a user can read and change the rule in one file; this module only binds
+the parameters (never formatting them into the text) and supplies the relations it reads.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import duckdb
+import polars as pl
+
+from dits.errors import DitsError
+
+BY = ("influence", "q", "random", "all")
+INFLUENCE_COLUMNS = {"pair_id": pl.String, "estimator": pl.String, "score": pl.Float64}
+
+
+def selection_sql() -> str:
+    """Return the text of the packaged ``select.sql`` (``sql/select.sql`` at the repo root links to it)."""
+    return resources.files("dits").joinpath("sql/select.sql").read_text()
+
+
+def select_pairs(
+    pairs: pl.DataFrame,
+    by: str,
+    alpha: float,
+    gamma: float,
+    seed: int = 0,
+    influence: pl.DataFrame | None = None,
+    estimator: str = "finite_difference",
+) -> pl.DataFrame:
+    """Return the ``selected`` rows of one iteration's ``pairs``, ranked within each task.
+
+    ``influence`` (pair_id, estimator, score) is needed only for ``by = 'influence'``; otherwise an
+    empty one is registered so the SQL file's influence branch always has a relation to read.
+    """
+    if by not in BY:
+        raise DitsError(f"select.by = {by!r}: expected one of {', '.join(BY)}")
+    if by == "influence" and influence is None:
+        raise DitsError("select.by = 'influence': no influence table (run the influence stage first)")
+    if not 0.0 <= alpha <= 1.0:
+        raise DitsError(f"select.alpha = {alpha}: expected a fraction in [0, 1]")
+    if influence is None:
+        influence = pl.DataFrame(schema=INFLUENCE_COLUMNS)
+    con = duckdb.connect()
+    try:
+        con.register("pairs", pairs.select("pair_id", "task", "q_chosen"))
+        con.register("influence", influence.select(list(INFLUENCE_COLUMNS)))
+        params = {
+            "by": by,
+            "alpha": float(alpha),
+            "gamma": float(gamma),
+            "seed": int(seed),
+            "estimator": estimator,
+        }
+        return con.sql(selection_sql(), params=params).pl()
+    finally:
+        con.close()

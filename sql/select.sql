@@ -1,0 +1,1 @@
+../dits/sql/select.sql
