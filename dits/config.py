@@ -63,20 +63,25 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class BootstrapParams:
+    seed: int = param(
+        0, "seed of the scripts and the initial weights (the pipeline's own seed is separate)", min=0
+    )
     hidden_size: int = param(128, "width of the embedded Llama", min=16)
     layers: int = param(4, "transformer layers", min=1)
     heads: int = param(4, "attention heads", min=1)
     intermediate_size: int = param(512, "MLP width", min=16)
     vocab_size: int = param(1024, "BPE vocabulary size", min=300)
-    scripts_per_task: int = param(30000, "scripted dialogues per task", min=1)
-    steps: int = param(2000, "optimizer steps", min=1)
-    batch_size: int = param(32, "rows per step (one agent's view of a dialogue each)", min=1)
+    scripts_per_task: int = param(
+        24000, "scripted dialogues per task (steps x batch / 4 sees each once)", min=1
+    )
+    steps: int = param(1500, "optimizer steps", min=1)
+    batch_size: int = param(64, "rows per step (one agent's view of a dialogue each)", min=1)
     learning_rate: float = param(3e-3, "peak learning rate (cosine schedule)", min=0.0)
     wrong_fact: float = param(0.15, "P(an agent states a wrong fact or makes a slip)", min=0.0, max=1.0)
     withhold: float = param(0.12, "P(Alice withholds her fact or Bob asks again)", min=0.0, max=1.0)
     verbose: float = param(0.15, "P(a message starts with filler words)", min=0.0, max=1.0)
     missing_tag: float = param(0.09, "P(an answer is given without <A> tags)", min=0.0, max=1.0)
-    eval_every: int = param(500, "steps between learning-curve points (0 = only at the end)", min=0)
+    eval_every: int = param(250, "steps between learning-curve points (0 = only at the end)", min=0)
     eval_examples: int = param(100, "validation questions per learning-curve point", min=1)
 
 

@@ -77,6 +77,7 @@ class HFBackend:
         self, prompts: list[str], sampling: Sampling, seeds: Sequence[int]
     ) -> list[Generation]:
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {key: value.to(self.model.device) for key, value in enc.items()}
         attention = enc["attention_mask"]
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         generators = None
@@ -89,19 +90,20 @@ class HFBackend:
         logits = out.logits[:, -1, :]
         rows = len(prompts)
         tokens: list[list[int]] = [[] for _ in range(rows)]
-        finished = torch.zeros(rows, dtype=torch.bool)
+        finished = [False] * rows
         for _ in range(sampling.max_new_tokens):
-            next_ids = self._pick(logits, sampling, generators)
-            next_ids = torch.where(finished, torch.full_like(next_ids, self.pad_id), next_ids)
-            for i in torch.nonzero(~finished).flatten().tolist():
-                tok = int(next_ids[i])
-                if tok == self.end_id:
+            picked = self._pick(logits, sampling, generators).tolist()
+            for i, tok in enumerate(picked):
+                if finished[i]:
+                    picked[i] = self.pad_id
+                elif tok == self.end_id:
                     finished[i] = True
                 else:
                     tokens[i].append(tok)
-            if bool(finished.all()):
+            if all(finished):
                 break
-            attention = torch.cat([attention, torch.ones((rows, 1), dtype=attention.dtype)], dim=1)
+            next_ids = torch.tensor(picked, device=self.model.device)
+            attention = torch.cat([attention, attention.new_ones((rows, 1))], dim=1)
             positions = positions[:, -1:] + 1
             out = self.model(
                 input_ids=next_ids[:, None],
@@ -115,7 +117,7 @@ class HFBackend:
         texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
         return [
             Generation(text=t, tokens=len(ids), finish_reason="stop" if done else "length")
-            for t, ids, done in zip(texts, tokens, finished.tolist(), strict=True)
+            for t, ids, done in zip(texts, tokens, finished, strict=True)
         ]
 
     @staticmethod
@@ -125,12 +127,13 @@ class HFBackend:
         """Greedy argmax, or top-p sampling with each row's own generator."""
         if generators is None:
             return logits.argmax(-1)
-        probs = torch.softmax(logits.float() / sampling.temperature, dim=-1)
+        probs = torch.softmax(logits.float().cpu() / sampling.temperature, dim=-1)
         if sampling.top_p < 1.0:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
             keep = sorted_probs.cumsum(-1) - sorted_probs < sampling.top_p
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs * keep)
-        return torch.stack([torch.multinomial(probs[i], 1, generator=g)[0] for i, g in enumerate(generators)])
+        picked = [torch.multinomial(probs[i], 1, generator=g)[0] for i, g in enumerate(generators)]
+        return torch.stack(picked).to(logits.device)
 
     @torch.inference_mode()
     def loglik(self, chats: Sequence[Chat], continuations: Sequence[str]) -> list[float]:
@@ -157,10 +160,10 @@ class HFBackend:
             cont_ids = self.tokenizer(conts, add_special_tokens=False)["input_ids"]
             seqs = [p + c for p, c in zip(prompt_ids, cont_ids, strict=True)]
             width = max(map(len, seqs))
-            ids = torch.full((len(seqs), width), self.pad_id)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
+            ids = torch.full((len(seqs), width), self.pad_id, device=self.model.device)
+            mask = torch.zeros((len(seqs), width), dtype=torch.long, device=self.model.device)
             for i, s in enumerate(seqs):
-                ids[i, width - len(s) :] = torch.tensor(s)
+                ids[i, width - len(s) :] = torch.tensor(s, device=self.model.device)
                 mask[i, width - len(s) :] = 1
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()

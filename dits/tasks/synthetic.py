@@ -1,12 +1,15 @@
 """The embedded tasks: generated from a seed, offline, sized for a tiny model (DESIGN §6).
 
 *exchange* — a two-hop question ("where was the founder of acme born ?"). Alice holds the
-company's facts (``founder eli ; ceo ida ; rival zeta ; product tea``), Bob holds where three
-people were born (``eli dakar ; ida lima ; max oslo``): the founder, the ceo and a stranger.
-Alice alone knows no city; Bob alone cannot tell which of his people the question is about, so
-the guessing baseline is 1/3. Facts are drawn afresh for every example so the model must read
-its context instead of memorising a world (STACK.md §9), and every value sits right after its
-key, so each lookup is one copy-after-match step that a tiny model learns quickly (STACK.md §10).
+company's facts with each person's member number (``founder 2 eli ; ceo 1 ida ; rival zeta ;
+product tea``), Bob holds where the members were born (``1 ida lima ; 2 eli dakar ; 3 max oslo``).
+Alice alone knows no city; Bob alone cannot tell which member the question is about, so the
+guessing baseline is 1/3. Facts are drawn afresh for every example so the model must read its
+context instead of memorising a world (STACK.md §9). The facts come in a fixed order (Alice's by
+relation, Bob's by member number): a tiny model learns to pick a fact by its place in a few hundred
+steps, while picking one by matching its key (by name, by relation, or by member number in a
+shuffled list) stayed at chance after 2,000–3,000 steps in all 24 configurations measured
+(README, "The embedded model").
 
 *debate* — one- or two-step arithmetic word problems. Alice solves, Bob checks and never
 answers; scored by exact match on the number.
@@ -63,10 +66,15 @@ class ExchangeTask:
         born = dict(zip((founder, ceo, stranger), cities, strict=True))
         relation = rng.choice(("founder", "ceo"))
         target = founder if relation == "founder" else ceo
-        alice = [f"founder {founder}", f"ceo {ceo}", f"rival {rival}", f"product {rng.choice(PRODUCTS)}"]
-        bob = [f"{person} {city}" for person, city in born.items()]
-        rng.shuffle(alice)
-        rng.shuffle(bob)
+        number = dict(zip((founder, ceo, stranger), rng.sample((1, 2, 3), 3), strict=True))
+        alice = [
+            f"founder {number[founder]} {founder}",
+            f"ceo {number[ceo]} {ceo}",
+            f"rival {rival}",
+            f"product {rng.choice(PRODUCTS)}",
+        ]
+        bob = [f"{number[person]} {person} {city}" for person, city in born.items()]
+        bob.sort()
         question = f"where was the {relation} of {company} born ?"
         context = (" ; ".join(alice), " ; ".join(bob))
         return Example(
@@ -83,7 +91,7 @@ class ExchangeTask:
         """Bob names one of his three cities at random."""
         total = 0.0
         for example in examples:
-            cities = [fact.split()[1] for fact in example.context[1].split(" ; ")]
+            cities = [fact.split()[2] for fact in example.context[1].split(" ; ")]
             total += sum(self.score(city, example) for city in cities) / len(cities)
         return total / max(len(examples), 1)
 
@@ -143,7 +151,9 @@ def parse_exchange_question(question: str) -> tuple[str, str]:
 _BUCKETS = {"sft": (0,), "search": (1,), "val": (2,), "test": (3,), "bootstrap": (0, 1)}
 
 
-def _draw(seed: int, name: str, pool: str, index: int, make: Callable[[random.Random, str], Example]) -> Example:
+def _draw(
+    seed: int, name: str, pool: str, index: int, make: Callable[[random.Random, str], Example]
+) -> Example:
     """Return example ``index`` of ``pool``: pools are disjoint by construction.
 
     A question's content decides its pool (a hash bucket), so no question can be in two pools

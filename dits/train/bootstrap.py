@@ -102,10 +102,10 @@ def bootstrap_model(params):
     b = params.bootstrap
     tasks = [get_task(name, params.seed) for name in params.task.names]
     noise = Noise(b.wrong_fact, b.withhold, b.verbose, b.missing_tag)
-    chats = scripted_chats(tasks, b.scripts_per_task, params.seed, noise)
+    chats = scripted_chats(tasks, b.scripts_per_task, b.seed, noise)
     arch = Architecture(b.hidden_size, b.layers, b.heads, b.intermediate_size, b.vocab_size)
     tokenizer = make_tokenizer(chats, arch)
-    model = build_model(tokenizer, arch, params.seed)
+    model = build_model(tokenizer, arch, b.seed)
     curve: list[dict] = []
 
     class Curve(TrainerCallback):
@@ -116,7 +116,7 @@ def bootstrap_model(params):
                 curve.append(point)
                 log(f"bootstrap: {point}")
 
-    settings = SFTSettings(b.learning_rate, 1.0, b.batch_size, 256, 0.03, max_steps=b.steps, seed=params.seed)
+    settings = SFTSettings(b.learning_rate, 1.0, b.batch_size, 256, 0.03, max_steps=b.steps, seed=b.seed)
     train_sft(model, tokenizer, chats, settings, callbacks=[Curve()])
     chance = {t.name: t.chance(t.examples("val", 0, b.eval_examples)) for t in tasks}
     final = {"step": b.steps, **score_greedy(model, tokenizer, tasks, b.eval_examples)}

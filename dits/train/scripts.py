@@ -45,24 +45,36 @@ def _tag(answer: str, rng: random.Random, noise: Noise) -> tuple[str, bool]:
     return f"<A> {answer} </A>", True
 
 
+def _facts(example: Example) -> tuple[dict[str, str], dict[str, str]]:
+    """Alice's ``relation -> "number name"`` and Bob's ``number -> "name city"``."""
+    alice = {f.split(" ", 1)[0]: f.split(" ", 1)[1] for f in example.context[0].split(" ; ")}
+    bob = {f.split(" ", 1)[0]: f.split(" ", 1)[1] for f in example.context[1].split(" ; ")}
+    return alice, bob
+
+
 def _exchange(example: Example, rng: random.Random, noise: Noise) -> list[str]:
+    """Every fact a script states is true in the context; the noise is in which fact is used.
+
+    A wrong fact is the other relation's member (a misread question) or another member's city,
+    never a corrupted pairing: corrupting key→value pairs teaches the model that lookups are
+    unreliable.
+    """
     relation, _ = parse_exchange_question(example.question)
-    alice_facts = dict(f.split() for f in example.context[0].split(" ; "))
-    born = dict(f.split() for f in example.context[1].split(" ; "))
-    other = "ceo" if relation == "founder" else "founder"
-    if rng.random() < noise.withhold:
-        messages = [rng.choice(("what do you know ?", "tell me your facts", "i need your facts"))]
-        messages.append(" ; ".join(f"{p} {c}" for p, c in born.items()))
-        person = alice_facts[relation] if rng.random() >= noise.wrong_fact else alice_facts[other]
-        answer = born[person]
-        tagged, _ = _tag(answer, rng, noise)
-        messages.append(f"{relation} {person} , {person} {answer} {tagged}")
-        messages.append(f"<A> {answer} </A>")
-        return messages
-    person = alice_facts[relation] if rng.random() >= noise.wrong_fact else alice_facts[other]
-    answer = born[person] if rng.random() >= noise.wrong_fact / 2 else rng.choice(list(born.values()))
+    alice, bob = _facts(example)
+    said = relation if rng.random() >= noise.wrong_fact else ("ceo" if relation == "founder" else "founder")
+    member = alice[said].split()[0]
+    if rng.random() < noise.wrong_fact / 2:
+        member = rng.choice(sorted(bob))
+    answer = bob[member].split()[1]
     tagged, ok = _tag(answer, rng, noise)
-    messages = [f"{relation} {person}", f"{person} {answer} {tagged}", f"<A> {answer} </A>"]
+    if rng.random() < noise.withhold:
+        return [
+            rng.choice(("what do you know ?", "tell me your facts", "i need your facts")),
+            " ; ".join(f"{n} {v}" for n, v in bob.items()),
+            f"{said} {alice[said]} , {member} {bob[member]} {tagged}",
+            f"<A> {answer} </A>",
+        ]
+    messages = [f"{said} {alice[said]}", f"{member} {bob[member]} {tagged}", f"<A> {answer} </A>"]
     if not ok:
         messages.append(f"<A> {answer} </A>")
     return messages

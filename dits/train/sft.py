@@ -7,6 +7,8 @@ partner's are ``user`` turns, so ``assistant_only_loss`` is the paper's per-agen
 from __future__ import annotations
 
 import tempfile
+
+import torch
 from dataclasses import dataclass
 
 from dits.backends.base import Chat
@@ -45,7 +47,7 @@ def train_sft(
             warmup_steps=settings.warmup_ratio,  # a float < 1 is a ratio in transformers 5
             lr_scheduler_type="cosine",
             assistant_only_loss=True,
-            use_cpu=True,
+            use_cpu=not torch.cuda.is_available(),
             bf16=settings.bf16,
             gradient_checkpointing=False,
             save_strategy="no",
