@@ -41,6 +41,9 @@ def param(
 @dataclass(frozen=True)
 class Iteration:
     k: int = param(0, "iteration index", min=0)
+    policy: str = param(
+        "models/base", "the sampling policy: models/base at k = 0, then the previous DPO model"
+    )
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,65 @@ class SFTParams:
 
 
 @dataclass(frozen=True)
+class SearchParams:
+    selections: int = param(8, "selections per tree", paper="8", min=1)
+    rollouts: int = param(3, "rollouts to the end of the dialogue per selection", paper="3", min=1)
+    temperature: float = param(0.7, "rollout sampling temperature", paper="0.7", min=0.0)
+    top_k: int = param(10, "candidates kept by Q before sampling", paper="10", min=1)
+    select_distance: float = param(
+        0.25,
+        "drop candidates within this normalised edit distance of a selected node",
+        paper="0.25",
+        min=0.0,
+        max=1.0,
+    )
+    merge_distance: float = param(
+        0.1, "merge a new message into a sibling within this distance", paper="0.1", min=0.0, max=1.0
+    )
+    normaliser_dialogues: int = param(
+        100, "dialogues sampled to set the token normaliser (80th percentile)", paper="100", min=1
+    )
+    policy: str = param(
+        "softmax", "node selection: softmax(Q) (paper) or ucb (a named deviation)", choices=("softmax", "ucb")
+    )
+    ucb_c: float = param(1.0, "UCB exploration constant (policy: ucb only)", min=0.0)
+    shards: int = param(4, "parts the search writes; a killed run resumes from finished parts", min=1)
+
+
+@dataclass(frozen=True)
+class PairParams:
+    exchange_q_min: float = param(0.4, "keep a pair if Q(chosen) > this (exchange tasks)", paper="0.4")
+    debate_q_min: float = param(0.45, "keep a pair if Q(chosen) > this (debate tasks)", paper="0.45")
+    gap: float = param(0.2, "keep a pair if Q(chosen) - Q(rejected) > this", paper="0.2", min=0.0)
+    keep_fraction: float = param(
+        0.5, "per tree, keep the top fraction by Q(chosen)", paper="0.5", min=0.0, max=1.0
+    )
+
+
+@dataclass(frozen=True)
+class SelectParams:
+    by: str = param(
+        "q",
+        "ranking: q (γ·Q), random, all (influence once its stage exists)",
+        choices=("q", "random", "all", "influence"),
+    )
+    alpha: float = param(0.5, "α: fraction of pairs kept", paper="0.5", min=0.0, max=1.0)
+    gamma: float = param(
+        1.0, "γ: weight of Q(chosen) in H = minmax(I) + γ·Q", paper="1 (0 best for IE)", min=0.0
+    )
+    estimator: str = param("finite_difference", "influence estimator read by by: influence")
+
+
+@dataclass(frozen=True)
+class DPOParams:
+    beta: float = param(0.1, "DPO β", paper="0.1 HotpotQA/MATH/MMLU, 0.5 2WMH/GSM8k, 0.7 CBT", min=0.0)
+    learning_rate: float = param(5e-5, "learning rate (full fine-tune)", paper="5e-7", min=0.0)
+    epochs: float = param(2.0, "passes over the selected pairs", paper="1", min=0.0)
+    batch_size: int = param(8, "pairs per step", paper="64", min=1)
+    max_length: int = param(256, "tokens of prompt + response", paper="512 IE, 4096 math", min=16)
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     max_new_tokens: int = param(48, "token limit of one message (greedy decoding)", min=1)
 
@@ -137,13 +199,21 @@ class BackendParams:
 @dataclass(frozen=True)
 class Params:
     seed: int = param(0, "derives every sub-seed", min=0)
-    iterations: list[Iteration] = param([Iteration()], "iterations, one entry each (dvc.yaml foreach)")
+    iterations: list[Iteration] = param(
+        [Iteration(0, "models/base"), Iteration(1, "models/dpo/iter=0"), Iteration(2, "models/dpo/iter=1")],
+        "iterations, one entry each (dvc.yaml foreach)",
+        paper="3",
+    )
     task: TaskParams = param(TaskParams(), "which tasks and how many questions")
     model: ModelParams = param(ModelParams(), "the base model")
     bootstrap: BootstrapParams = param(BootstrapParams(), "the embedded model")
     reward: RewardParams = param(RewardParams(), "the Optima reward")
     sample: SampleParams = param(SampleParams(), "sampling SFT data")
     sft: SFTParams = param(SFTParams(), "SFT")
+    search: SearchParams = param(SearchParams(), "the DITS/Optima tree search")
+    pairs: PairParams = param(PairParams(), "preference pairs from the trees")
+    select: SelectParams = param(SelectParams(), "Top-α selection (sql/select.sql)")
+    dpo: DPOParams = param(DPOParams(), "DPO on the selected pairs")
     evaluate: EvaluateParams = param(EvaluateParams(), "evaluation")
     backend: BackendParams = param(BackendParams(), "inference")
 
@@ -179,6 +249,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     ks = [it.k for it in params.iterations]
     if ks != list(range(len(ks))):
         raise DitsError(f"{path}: iterations = {ks}: must be k = 0, 1, 2, … in order")
+    for it in params.iterations:
+        expected = "models/base" if it.k == 0 else f"models/dpo/iter={it.k - 1}"
+        if it.policy != expected:
+            raise DitsError(f"{path}: iterations[{it.k}].policy = {it.policy!r}: must be {expected!r}")
     return params
 
 

@@ -98,3 +98,19 @@ def select_for_sft(dialogues: pl.DataFrame, keep_fraction: float, min_reward: fl
     )
     kept = best.head(int(keep_fraction * best.height))
     return kept.filter(pl.col("reward") >= min_reward)
+
+
+def token_normaliser_sample(
+    policy: Backend, task: Task, examples: list[Example], params: Params, k: int, n: int
+) -> list[int]:
+    """Token counts of ``n`` dialogues sampled at T = 0.7 on ``examples`` (cycled), in one batch.
+
+    The search's T_max is the 80th percentile of these (papers/dits.md §3).
+    """
+    s = params.sample
+    dialogues = [
+        Dialogue(examples[i % len(examples)], task.family, seed=derive_seed(params.seed, "normaliser", k, i))
+        for i in range(n)
+    ]
+    play(policy, dialogues, Sampling(0.7, 1.0, s.max_new_tokens), s.max_messages)
+    return [d.tokens for d in dialogues]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,9 +29,31 @@ def sft_model(k: int, task: str) -> Path:
     return MODELS / "sft" / f"iter={k}" / task
 
 
+def dpo_model(k: int, task: str) -> Path:
+    return MODELS / "dpo" / f"iter={k}" / task
+
+
 def policy_model(params: Params, k: int, task: str) -> str:
-    """The sampling policy of iteration k: the base model at k = 0."""
-    return base_model(params)
+    """The sampling policy of iteration k: the base model at k = 0, DPO(k-1) after (papers/dits.md §5)."""
+    return base_model(params) if k == 0 else str(dpo_model(k - 1, task))
+
+
+def save_model(model, tokenizer, out: Path) -> None:
+    """Save a model directory atomically: write beside it, then swap it in."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def write_json(path: Path, value: object) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(tmp, path)
 
 
 def setup(params: Params) -> None:
@@ -45,9 +68,5 @@ def clock(name: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
     seconds = time.perf_counter() - start
-    out = METRICS / "stages" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"stage": name, "seconds": round(seconds, 2)}) + "\n")
-    os.replace(tmp, out)
+    write_json(METRICS / "stages" / f"{name}.json", {"stage": name, "seconds": round(seconds, 2)})
     log(f"{name}: {seconds:.1f} s")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import polars as pl
 
 from dits.backends.hf import load_model
@@ -13,7 +10,7 @@ from dits.dialogue import AGENTS
 from dits.errors import DitsError
 from dits.progress import log
 from dits.sample import dialogue_from_row, select_for_sft
-from dits.stage import DATA, METRICS, base_model, clock, setup, sft_model
+from dits.stage import DATA, METRICS, base_model, clock, save_model, setup, sft_model, write_json
 from dits.store import read_table
 from dits.tasks import get_task
 from dits.train.sft import SFTSettings, train_sft
@@ -52,13 +49,7 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
                 SFTSettings(s.learning_rate, s.epochs, s.batch_size, s.max_length, 0.1, seed=params.seed),
                 log_rows,
             )
-            out = sft_model(k, name)
-            tmp = out.with_name(out.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            shutil.rmtree(out, ignore_errors=True)
-            tmp.rename(out)
+            save_model(model, tokenizer, sft_model(k, name))
             report[name] = {
                 "dialogues": kept.height,
                 "rows": len(chats),
@@ -66,5 +57,4 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
                 "loss": [round(r["loss"], 4) for r in log_rows],
             }
             log(f"sft@{k} {name}: {kept.height} dialogues, loss {report[name]['loss']}")
-        (METRICS / "sft").mkdir(parents=True, exist_ok=True)
-        (METRICS / "sft" / f"iter={k}.json").write_text(json.dumps(report, indent=1) + "\n")
+        write_json(METRICS / "sft" / f"iter={k}.json", report)

@@ -21,7 +21,7 @@ BIN = Path(sys.executable).parent
 
 TINY = {
     "seed": 3,
-    "iterations": [{"k": 0}],
+    "iterations": [{"k": 0, "policy": "models/base"}, {"k": 1, "policy": "models/dpo/iter=0"}],
     "task": {"sft_examples": 6, "search_examples": 2, "val_examples": 4, "test_examples": 6},
     "bootstrap": {
         "hidden_size": 32,
@@ -37,6 +37,9 @@ TINY = {
     },
     "sample": {"samples_per_example": 2, "max_new_tokens": 12, "max_messages": 4},
     "sft": {"min_reward": -10.0, "epochs": 1.0, "batch_size": 8},
+    "search": {"selections": 2, "rollouts": 2, "normaliser_dialogues": 4, "shards": 2},
+    "pairs": {"exchange_q_min": -10.0, "debate_q_min": -10.0, "gap": 0.0},
+    "dpo": {"epochs": 1.0, "batch_size": 4},
     "evaluate": {"max_new_tokens": 12},
     "backend": {"batch_size": 16},
 }
@@ -114,21 +117,33 @@ def test_repro_writes_tables_queryable_with_sql(repro: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
-    assert rows == [{"iter": 0, "n": 2 * 6 * 2, "r": pytest.approx(rows[0]["r"])}]
+    assert [(r["iter"], r["n"]) for r in rows] == [(0, 2 * 6 * 2), (1, 2 * 6 * 2)]
     evals = _run(
         [
             "dits",
             "sql",
-            "SELECT model, count(*) AS n FROM eval GROUP BY model ORDER BY model",
+            "SELECT model, count(*) AS n FROM eval WHERE iter = 1 GROUP BY model ORDER BY model",
             "--format",
             "csv",
         ],
         repro,
     )
-    assert evals.stdout.splitlines() == ["model,n", "base,12", "sft,12"]
+    assert evals.stdout.splitlines() == ["model,n", "base,12", "dpo,12", "sft,12"]
+    pairs = _run(
+        [
+            "dits",
+            "sql",
+            "SELECT count(*) AS n FROM pairs JOIN selected USING (pair_id, iter)",
+            "--format",
+            "csv",
+        ],
+        repro,
+    )
+    assert pairs.returncode == 0 and int(pairs.stdout.splitlines()[1]) > 0
     metrics = json.loads((repro / "metrics" / "iter=0.json").read_text())
     assert set(metrics["eval"]) == {"synthetic-exchange", "synthetic-debate"}
-    assert metrics["eval"]["synthetic-debate"]["sft"]["n"] == 6
+    assert metrics["eval"]["synthetic-debate"]["dpo"]["n"] == 6
+    assert (repro / "metrics" / "plots" / "score.csv").read_text().startswith("iter,")
 
 
 @pytest.mark.slow

@@ -7,9 +7,9 @@ partner's are ``user`` turns, so ``assistant_only_loss`` is the paper's per-agen
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 
 import torch
-from dataclasses import dataclass
 
 from dits.backends.base import Chat
 

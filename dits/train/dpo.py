@@ -1,0 +1,75 @@
+"""DPO with TRL's DPOTrainer: full fine-tune of the iteration's SFT model on the selected pairs.
+
+The reference model is a frozen copy of the same SFT model (papers/dits.md §5: DPO starts from the
+iteration's SFT model with that model as reference). TRL 1.16 cannot build a reference from an
+in-memory model without ``name_or_path``, so the copy is passed explicitly (STACK.md §2).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class DPOSettings:
+    beta: float
+    learning_rate: float
+    epochs: float
+    batch_size: int
+    max_length: int
+    seed: int = 0
+
+
+def pair_rows(pairs) -> list[dict]:
+    """Return conversational DPO rows: the acting agent's view, then its chosen/rejected message."""
+    return [
+        {
+            "prompt": [dict(m) for m in row["prompt"]],
+            "chosen": [{"role": "assistant", "content": row["chosen"]}],
+            "rejected": [{"role": "assistant", "content": row["rejected"]}],
+        }
+        for row in pairs.iter_rows(named=True)
+    ]
+
+
+def train_dpo(model, tokenizer, rows: list[dict], settings: DPOSettings, log: list[dict] | None = None):
+    """Train ``model`` in place with DPO on ``rows`` and return it in eval mode."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    with tempfile.TemporaryDirectory(prefix="dits-dpo-") as tmp:
+        args = DPOConfig(
+            output_dir=tmp,
+            beta=settings.beta,
+            learning_rate=settings.learning_rate,
+            num_train_epochs=settings.epochs,
+            per_device_train_batch_size=settings.batch_size,
+            max_length=settings.max_length,
+            lr_scheduler_type="cosine",
+            warmup_steps=0.1,
+            use_cpu=not torch.cuda.is_available(),
+            bf16=False,
+            gradient_checkpointing=False,
+            save_strategy="no",
+            report_to=[],
+            logging_steps=5,
+            disable_tqdm=True,
+            seed=settings.seed,
+            data_seed=settings.seed,
+            dataloader_num_workers=0,
+        )
+        trainer = DPOTrainer(
+            model=model,
+            ref_model=copy.deepcopy(model).eval(),
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+        )
+        trainer.train()
+        if log is not None:
+            log.extend(r for r in trainer.state.log_history if "loss" in r)
+    return model.eval()
