@@ -249,10 +249,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     ks = [it.k for it in params.iterations]
     if ks != list(range(len(ks))):
         raise DitsError(f"{path}: iterations = {ks}: must be k = 0, 1, 2, … in order")
+    iterations = []
     for it in params.iterations:
         expected = "models/base" if it.k == 0 else f"models/dpo/iter={it.k - 1}"
-        if it.policy != expected:
+        if it.policy not in ("", expected):
             raise DitsError(f"{path}: iterations[{it.k}].policy = {it.policy!r}: must be {expected!r}")
+        iterations.append(Iteration(it.k, expected))
+    params = dataclasses.replace(params, iterations=iterations)
     return params
 
 
