@@ -46,7 +46,7 @@ def test_integer_given_for_float_field_loads_as_float(tmp_path):
 def test_nested_sections_and_iteration_list_load(tmp_path):
     text = "iterations:\n  - {k: 0}\n  - {k: 1}\nreward:\n  debate:\n    lambda_token: -0.4\n"
     params = load_params(write(tmp_path, text))
-    assert params.iterations == [Iteration(0), Iteration(1)]
+    assert params.iterations == [Iteration(0, "models/base"), Iteration(1, "models/dpo/iter=0")]
     assert params.reward.debate.lambda_token == -0.4
     assert params.reward.exchange == Params().reward.exchange
 
@@ -131,7 +131,11 @@ def test_params_yaml_round_trips_non_default_params(tmp_path):
     params = dataclasses.replace(
         default,
         seed=3,
-        iterations=[Iteration(0), Iteration(1), Iteration(2)],
+        iterations=[
+            Iteration(0, "models/base"),
+            Iteration(1, "models/dpo/iter=0"),
+            Iteration(2, "models/dpo/iter=1"),
+        ],
         task=dataclasses.replace(default.task, names=["synthetic-debate"]),
         sft=dataclasses.replace(default.sft, learning_rate=1e-6),
         backend=dataclasses.replace(default.backend, name="vllm"),

@@ -102,7 +102,7 @@ def test_exchange_answer_is_the_city_of_the_person_alice_names_for_the_relation(
     for example in exchange_examples():
         relation = re.match(r"where was the (\w+) of \w+ born", example.question).group(1)
         (person,) = [fact[-1] for fact in facts(example.context[0]) if relation in fact[:-1]]
-        born = {fact[0]: fact[-1] for fact in facts(example.context[1])}
+        born = {fact[1]: fact[-1] for fact in facts(example.context[1])}
         assert born[person] == example.answers[0]
 
 
