@@ -42,7 +42,7 @@ def param(
 class Iteration:
     k: int = param(0, "iteration index", min=0)
     policy: str = param(
-        "models/base", "the sampling policy: models/base at k = 0, then the previous DPO model"
+        "", "the sampling policy: models/base at k = 0, then models/dpo/iter=k-1 (derived if omitted)"
     )
 
 
