@@ -104,10 +104,35 @@ def cmd_show(args: argparse.Namespace) -> None:
         rows,
         title="test metrics",
     )
+    _print_search_counts(args.data)
     times = sorted(Path(args.metrics, "stages").glob("*.json"))
     if times:
         stage_rows = [(p.stem, f"{json.loads(p.read_text())['seconds']:.1f}") for p in times]
         _print_table(["stage", "seconds"], stage_rows, title="stage times (last run)")
+
+
+def _print_search_counts(data: str) -> None:
+    """Trees, nodes, pairs and selected pairs per iteration and task, from the tables themselves."""
+    from dits.store import connect
+
+    con = connect(data)
+    views = {row[0] for row in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    if not {"nodes", "pairs"} <= views:
+        return
+    selected = (
+        "(SELECT count(*) FROM selected s WHERE s.iter = n.iter AND s.task = n.task)"
+        if "selected" in views
+        else "NULL"
+    )
+    rows = con.sql(
+        f"""
+        SELECT iter, task, count(DISTINCT tree_id) AS trees, count(*) AS nodes,
+               (SELECT count(*) FROM pairs p WHERE p.iter = n.iter AND p.task = n.task) AS pairs,
+               {selected} AS selected
+        FROM nodes n GROUP BY iter, task ORDER BY iter, task
+        """
+    ).fetchall()
+    _print_table(["iter", "task", "trees", "nodes", "pairs", "selected"], rows, title="search")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("--metrics", default="metrics", help="metrics directory (default metrics)")
+    show.add_argument("--data", default="data", help="tables directory (default data)")
     show.set_defaults(func=cmd_show)
     return parser
 
