@@ -75,13 +75,11 @@ def main() -> None:
     print(f"{'path':<10} {'trees':>5} {'rollouts':>8} {'seconds':>8} {'rollouts/s':>10} {'peak MB':>8}")
     for path, r in results.items():
         rate = r["rollouts"] / r["seconds"]
-        print(
-            f"{path:<10} {args.trees:>5} {r['rollouts']:>8} {r['seconds']:>8.1f} {rate:>10.2f} {r['peak_rss_mb']:>8.0f}"
-        )
+        row = f"{path:<10} {args.trees:>5} {r['rollouts']:>8} {r['seconds']:>8.1f} {rate:>10.2f}"
+        print(f"{row} {r['peak_rss_mb']:>8.0f}")
     same = results["lockstep"]["nodes_hash"] == results["one-tree"]["nodes_hash"]
-    print(
-        f"same nodes on both paths: {same} ({results['lockstep']['nodes']} vs {results['one-tree']['nodes']} nodes)"
-    )
+    counts = f"{results['lockstep']['nodes']} vs {results['one-tree']['nodes']} nodes"
+    print(f"same nodes on both paths: {same} ({counts})")
     print(f"ratio: {results['one-tree']['seconds'] / results['lockstep']['seconds']:.2f}")
 
 
