@@ -1,4 +1,4 @@
-"""The ``dits`` command: run a stage, query the tables with SQL, show the metrics."""
+"""The ``dits`` command: run a stage, query the tables with SQL, show the metrics, a tree, a diff."""
 
 from __future__ import annotations
 
@@ -14,6 +14,21 @@ EPILOG_SQL = """examples:
   dits sql "SELECT iter, count(*), avg(reward) FROM dialogues GROUP BY iter"
   dits sql "SELECT model, task, avg(score) FROM eval GROUP BY ALL" --format csv
   dits sql "SELECT * FROM dialogues WHERE score = 1" -o good.parquet
+"""
+
+EPILOG_TREE = """examples:
+  dits tree 0 --list                 tree ids of iteration 0, with node count and max depth
+  dits tree 0 3f9a                   the tree whose id starts with 3f9a
+  dits tree 1 3f9a0c21d4e5b6a7 --width 120
+"""
+
+EPILOG_DIFF = """examples:
+  dits diff HEAD~1 HEAD --table pairs
+  dits diff main WORKTREE --table selected --iter 0 --examples 10
+  dits diff v1 v2 --table eval
+
+REV is any git revision; WORKTREE (or .) is the files on disk now. A table that does not
+exist at a revision counts as empty. Old revisions are read from the local DVC cache.
 """
 
 
@@ -135,6 +150,30 @@ def _print_search_counts(data: str) -> None:
     _print_table(["iter", "task", "trees", "nodes", "pairs", "selected"], rows, title="search")
 
 
+def cmd_tree(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from dits import treeview
+
+    nodes = treeview.read_nodes(args.data, args.iter)
+    if args.list:
+        trees = treeview.summary(nodes)
+        _print_table(trees.columns, trees.rows(), title=f"trees of iteration {args.iter}")
+        return
+    tree = treeview.find_tree(nodes, args.tree_id, f"{args.data}/nodes/iter={args.iter}")
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=10_000)  # piped: one line per node, never wrapped
+    console.print(treeview.render(tree, args.width))
+
+
+def cmd_diff(args: argparse.Namespace) -> None:
+    from dits import diff
+
+    result = diff.diff(args.table, args.rev_a, args.rev_b, args.iter)
+    print(diff.report(result, args.rev_a, args.rev_b, args.examples))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dits",
@@ -177,6 +216,37 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--metrics", default="metrics", help="metrics directory (default metrics)")
     show.add_argument("--data", default="data", help="tables directory (default data)")
     show.set_defaults(func=cmd_show)
+
+    tree = sub.add_parser(
+        "tree",
+        help="draw one search tree: speaker, Q, visits and message snippet of every node",
+        epilog=EPILOG_TREE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tree.add_argument("iter", metavar="ITER", type=int, help="iteration k: reads data/nodes/iter=k")
+    which = tree.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "tree_id", metavar="TREE_ID", nargs="?", help="tree id, or a prefix of it that is unique"
+    )
+    which.add_argument("--list", action="store_true", help="list the tree ids instead")
+    tree.add_argument(
+        "--width", type=int, default=60, help="message snippet length in characters (default 60)"
+    )
+    tree.add_argument("--data", default="data", help="tables directory (default data)")
+    tree.set_defaults(func=cmd_tree)
+
+    diff = sub.add_parser(
+        "diff",
+        help="added, removed and changed rows of a table between two git revisions",
+        epilog=EPILOG_DIFF,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    diff.add_argument("rev_a", metavar="REV_A", help="the old revision")
+    diff.add_argument("rev_b", metavar="REV_B", help="the new revision")
+    diff.add_argument("--table", required=True, help="pairs, selected, nodes, dialogues, eval or tasks")
+    diff.add_argument("--iter", type=int, help="compare one iteration only (default: all)")
+    diff.add_argument("--examples", type=int, default=3, help="rows shown of each kind (default 3)")
+    diff.set_defaults(func=cmd_diff)
     return parser
 
 

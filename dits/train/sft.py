@@ -24,6 +24,7 @@ class SFTSettings:
     max_steps: int = -1
     bf16: bool = False
     seed: int = 0
+    logging_steps: int = 25
 
 
 def train_sft(
@@ -52,7 +53,7 @@ def train_sft(
             gradient_checkpointing=False,
             save_strategy="no",
             report_to=[],
-            logging_steps=25,
+            logging_steps=settings.logging_steps,
             disable_tqdm=True,
             seed=settings.seed,
             data_seed=settings.seed,
