@@ -77,13 +77,21 @@ class BootstrapParams:
     scripts_per_task: int = param(
         24000, "scripted dialogues per task (steps x batch / 4 sees each once)", min=1
     )
-    steps: int = param(1500, "optimizer steps", min=1)
+    steps: int = param(1200, "optimizer steps", min=1)
     batch_size: int = param(64, "rows per step (one agent's view of a dialogue each)", min=1)
     learning_rate: float = param(3e-3, "peak learning rate (cosine schedule)", min=0.0)
     wrong_fact: float = param(0.15, "P(an agent states a wrong fact or makes a slip)", min=0.0, max=1.0)
     withhold: float = param(0.12, "P(Alice withholds her fact or Bob asks again)", min=0.0, max=1.0)
     verbose: float = param(0.15, "P(a message starts with filler words)", min=0.0, max=1.0)
     missing_tag: float = param(0.09, "P(an answer is given without <A> tags)", min=0.0, max=1.0)
+    habit: float = param(
+        0.6,
+        "P(the systematic error: ceo questions answered with the founder, slips on "
+        "subtraction); above 0.5 the base model makes it when decoding greedily",
+        min=0.0,
+        max=1.0,
+    )
+    catch: float = param(0.3, "P(Bob catches a slip in a debate)", min=0.0, max=1.0)
     eval_every: int = param(250, "steps between learning-curve points (0 = only at the end)", min=0)
     eval_examples: int = param(100, "validation questions per learning-curve point", min=1)
 

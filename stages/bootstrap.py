@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import torch
+
 from dits.config import Params
 from dits.progress import log
 from dits.stage import METRICS, MODELS, clock, setup
@@ -24,7 +26,8 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
         else:
             setup(params)
             model, tokenizer, curve = bootstrap_model(params)
-            model.save_pretrained(tmp)
+            # bf16 halves the file that git keeps (2.3 MB); stages load it back as fp32.
+            model.to(torch.bfloat16).save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)

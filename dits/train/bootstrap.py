@@ -101,7 +101,7 @@ def bootstrap_model(params):
 
     b = params.bootstrap
     tasks = [get_task(name, params.seed) for name in params.task.names]
-    noise = Noise(b.wrong_fact, b.withhold, b.verbose, b.missing_tag)
+    noise = Noise(b.wrong_fact, b.withhold, b.verbose, b.missing_tag, b.habit, b.catch)
     chats = scripted_chats(tasks, b.scripts_per_task, b.seed, noise)
     arch = Architecture(b.hidden_size, b.layers, b.heads, b.intermediate_size, b.vocab_size)
     tokenizer = make_tokenizer(chats, arch)

@@ -20,12 +20,20 @@ _FILLERS = ("well ,", "let me think ,", "ok so", "i think", "hmm ,", "so")
 
 @dataclass(frozen=True)
 class Noise:
-    """Probability of each kind of noise in one scripted dialogue."""
+    """Probability of each kind of noise in one scripted dialogue.
+
+    ``habit`` is a systematic error on one kind of question (Alice answers a ceo question with the
+    founder; Alice slips on every subtraction). Above 0.5 it is what the base model does when it
+    decodes greedily, while sampling still finds the right dialogue often enough for self-training
+    to learn it: this is the room to improve. ``catch`` is how often Bob catches a slip.
+    """
 
     wrong_fact: float = 0.25
     withhold: float = 0.2
     verbose: float = 0.25
     missing_tag: float = 0.15
+    habit: float = 0.6
+    catch: float = 0.3
 
 
 def scripted_dialogue(example: Example, family: Family, rng: random.Random, noise: Noise) -> list[str]:
@@ -61,7 +69,9 @@ def _exchange(example: Example, rng: random.Random, noise: Noise) -> list[str]:
     """
     relation, _ = parse_exchange_question(example.question)
     alice, bob = _facts(example)
-    said = relation if rng.random() >= noise.wrong_fact else ("ceo" if relation == "founder" else "founder")
+    other = "ceo" if relation == "founder" else "founder"
+    slip = noise.habit if relation == "ceo" else noise.wrong_fact
+    said = other if rng.random() < slip else relation
     member = alice[said].split()[0]
     if rng.random() < noise.wrong_fact / 2:
         member = rng.choice(sorted(bob))
@@ -93,19 +103,25 @@ def _debate(example: Example, rng: random.Random, noise: Noise) -> list[str]:
             new = total + amount if sign == "+" else total - amount
             steps.append((total, sign, amount, new))
             total = new
-    slip = rng.random() < noise.wrong_fact
-    wrong_at = rng.randrange(len(steps)) if slip else -1
+    subtractions = [i for i, step in enumerate(steps) if step[1] == "-"]
+    if subtractions and rng.random() < noise.habit:
+        wrong_at, delta = rng.choice(subtractions), 1
+    elif rng.random() < noise.wrong_fact:
+        wrong_at, delta = rng.randrange(len(steps)), rng.choice((-2, -1, 1, 2))
+    else:
+        wrong_at, delta = -1, 0
+    slip = wrong_at >= 0
     shown, carried = [], steps[0][0]
     for i, (_, sign, amount, _) in enumerate(steps):
         result = carried + amount if sign == "+" else carried - amount
         if i == wrong_at:
-            result += rng.choice((-2, -1, 1, 2))
+            result += delta
         shown.append((carried, sign, amount, result))
         carried = result
     work = " ; ".join(f"{a} {s} {b} = {r}" for a, s, b, r in shown)
     tagged, ok = _tag(str(carried), rng, noise)
     messages = [f"{work} {tagged}"]
-    if slip and rng.random() < 0.5:
+    if slip and rng.random() < noise.catch:
         a, s, b, r = shown[wrong_at]
         messages.append(f"{a} {s} {b} is not {r} , check it")
         right = " ; ".join(f"{a} {s} {b} = {r}" for a, s, b, r in steps)
