@@ -75,7 +75,9 @@ class BootstrapParams:
     intermediate_size: int = param(512, "MLP width", min=16)
     vocab_size: int = param(1024, "BPE vocabulary size", min=300)
     scripts_per_task: int = param(
-        24000, "scripted dialogues per task (steps x batch / 4 sees each once)", min=1
+        24000,
+        "scripted dialogues per task, one row per agent each (the trainer stops at steps x batch rows)",
+        min=1,
     )
     steps: int = param(1200, "optimizer steps", min=1)
     batch_size: int = param(64, "rows per step (one agent's view of a dialogue each)", min=1)
