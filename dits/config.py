@@ -49,7 +49,7 @@ class Iteration:
 @dataclass(frozen=True)
 class TaskParams:
     names: list[str] = param(["synthetic-exchange", "synthetic-debate"], "tasks to run, one model each")
-    sft_examples: int = param(160, "questions per iteration in the SFT sampling pool", paper="10000", min=1)
+    sft_examples: int = param(320, "questions per iteration in the SFT sampling pool", paper="10000", min=1)
     search_examples: int = param(32, "questions per iteration in the search pool", paper="12000", min=1)
     val_examples: int = param(100, "fixed validation questions", paper="20", min=1)
     test_examples: int = param(200, "fixed test questions (≥ 200 gives a standard error ≈ 0.03)", min=1)
@@ -116,7 +116,7 @@ class RewardParams:
 
 @dataclass(frozen=True)
 class SampleParams:
-    samples_per_example: int = param(6, "dialogues sampled per question", paper="10", min=1)
+    samples_per_example: int = param(8, "dialogues sampled per question", paper="10", min=1)
     temperature: float = param(0.7, "sampling temperature", paper="0.3 at iteration 0, 0.7 after", min=0.0)
     top_p: float = param(1.0, "nucleus sampling", min=0.0, max=1.0)
     max_new_tokens: int = param(48, "token limit of one message", paper="2000", min=1)
