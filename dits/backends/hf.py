@@ -91,19 +91,29 @@ class HFBackend:
         rows = len(prompts)
         tokens: list[list[int]] = [[] for _ in range(rows)]
         finished = [False] * rows
+        live = list(range(rows))  # original row of each row still in the batch
         for _ in range(sampling.max_new_tokens):
-            picked = self._pick(logits, sampling, generators).tolist()
-            for i, tok in enumerate(picked):
-                if finished[i]:
-                    picked[i] = self.pad_id
-                elif tok == self.end_id:
+            row_generators = None if generators is None else [generators[i] for i in live]
+            picked = self._pick(logits, sampling, row_generators).tolist()
+            keep = []
+            for j, (i, tok) in enumerate(zip(live, picked, strict=True)):
+                if tok == self.end_id:
                     finished[i] = True
                 else:
                     tokens[i].append(tok)
-            if all(finished):
+                    keep.append(j)
+            if not keep:
                 break
+            if len(keep) < len(live):
+                # Finished rows leave the batch (KV cache included): in lockstep search one long
+                # message would otherwise make every finished row compute until it ends.
+                index = torch.tensor(keep, device=self.model.device)
+                past.batch_select_indices(index)
+                attention, positions = attention[index], positions[index]
+                live = [live[j] for j in keep]
+                picked = [picked[j] for j in keep]
             next_ids = torch.tensor(picked, device=self.model.device)
-            attention = torch.cat([attention, attention.new_ones((rows, 1))], dim=1)
+            attention = torch.cat([attention, attention.new_ones((len(live), 1))], dim=1)
             positions = positions[:, -1:] + 1
             out = self.model(
                 input_ids=next_ids[:, None],
