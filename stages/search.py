@@ -116,7 +116,7 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
         }
         key = inputs_hash(
             {name: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for name, v in read.items()},
-            [DATA / "tasks", *(sft_model(k, t) for t in params.task.names), "dits/search", "dits/pairs.py"],
+            [DATA / "tasks", base_model(params), *(sft_model(k, t) for t in params.task.names), "dits"],
         )
         work = work_dir("search", k, key)
         if (work / "t_max.json").exists():
