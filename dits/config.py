@@ -67,7 +67,7 @@ class ModelParams:
 @dataclass(frozen=True)
 class BootstrapParams:
     seed: int = param(
-        0, "seed of the scripts and the initial weights (the pipeline's own seed is separate)", min=0
+        1, "seed of the scripts and the initial weights (the pipeline's own seed is separate)", min=0
     )
     hidden_size: int = param(128, "width of the embedded Llama", min=16)
     layers: int = param(4, "transformer layers", min=1)
