@@ -32,6 +32,17 @@ exist at a revision counts as empty. Old revisions are read from the local DVC c
 """
 
 
+EPILOG_EXPERIMENT = """examples:
+  dits experiment direction --pairs 40          one step on clean vs swapped pairs: Δ SFT loss
+  dits experiment label_noise --seeds 3         AUC of each estimator at finding swapped pairs
+  dits experiment q_relation                    r(influence, Q) over the pipeline's tables
+
+Results go to data/experiments/NAME/results.parquet, settings as columns. Query them with
+  dits sql "SELECT * FROM 'data/experiments/label_noise/results.parquet'"
+The other influence settings (step_lr, warm-up, LoRA) come from params.yaml's influence section.
+"""
+
+
 def _shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
@@ -120,6 +131,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         title="test metrics",
     )
     _print_search_counts(args.data)
+    _print_cost(args.data)
     times = sorted(Path(args.metrics, "stages").glob("*.json"))
     if times:
         stage_rows = [(p.stem, f"{json.loads(p.read_text())['seconds']:.1f}") for p in times]
@@ -150,6 +162,51 @@ def _print_search_counts(data: str) -> None:
     _print_table(["iter", "task", "trees", "nodes", "pairs", "selected"], rows, title="search")
 
 
+def _print_cost(data: str) -> None:
+    """What data synthesis cost per iteration and task: the search beside the influence estimation.
+
+    Search seconds and tokens are those charged to the stored nodes; influence counts each group's
+    validation dialogues (finite_difference), and the share of validation episodes whose outcome a
+    step changed, the quantity that decides whether influence carries any signal.
+    """
+    from dits.store import connect
+
+    con = connect(data)
+    views = {row[0] for row in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    if not {"nodes", "influence"} <= views:
+        return
+    rows = con.sql(
+        """
+        WITH search AS (
+            SELECT iter, task, sum(seconds) AS s_sec, sum(tokens) AS s_tok FROM nodes GROUP BY ALL
+        ), groups AS (
+            SELECT DISTINCT iter, task, group_id, seconds, val_tokens, val_episodes, changed_episodes
+            FROM influence WHERE estimator = 'finite_difference'
+        ), influence AS (
+            SELECT iter, task, count(*) AS groups, sum(seconds) AS i_sec, sum(val_tokens) AS i_tok,
+                   sum(changed_episodes) / sum(val_episodes) AS changed
+            FROM groups GROUP BY ALL
+        )
+        SELECT iter, task, round(s_sec, 1), s_tok, groups, round(i_sec, 1), i_tok, round(changed, 4)
+        FROM search LEFT JOIN influence USING (iter, task) ORDER BY iter, task
+        """
+    ).fetchall()
+    _print_table(
+        [
+            "iter",
+            "task",
+            "search s",
+            "search tokens",
+            "groups",
+            "influence s",
+            "val tokens",
+            "episodes changed",
+        ],
+        rows,
+        title="cost of data synthesis",
+    )
+
+
 def cmd_tree(args: argparse.Namespace) -> None:
     from rich.console import Console
 
@@ -172,6 +229,30 @@ def cmd_diff(args: argparse.Namespace) -> None:
 
     result = diff.diff(args.table, args.rev_a, args.rev_b, args.iter)
     print(diff.report(result, args.rev_a, args.rev_b, args.examples))
+
+
+def cmd_experiment(args: argparse.Namespace) -> None:
+    from dits.config import load_params
+    from dits.influence.experiments import Profile, run_experiment
+    from dits.stage import setup
+
+    params = load_params(args.params)
+    setup(params)
+    profile = Profile(
+        pairs=args.pairs,
+        seeds=tuple(range(args.seeds)),
+        group_sizes=tuple(args.group_sizes),
+        decodings=tuple(args.decodings),
+        val_episodes=args.val,
+        crn_seeds=args.crn_seeds,
+        step_lrs=tuple(args.step_lrs),
+        iteration=args.iteration,
+    )
+    out = run_experiment(args.name, params, profile, Path(args.data))
+    import polars as pl
+
+    frame = pl.read_parquet(out)
+    _print_table(frame.columns, frame.rows(), title=f"{args.name} → {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +328,31 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--iter", type=int, help="compare one iteration only (default: all)")
     diff.add_argument("--examples", type=int, default=3, help="rows shown of each kind (default 3)")
     diff.set_defaults(func=cmd_diff)
+
+    experiment = sub.add_parser(
+        "experiment",
+        help="evidence for the influence estimator: direction, label_noise, q_relation",
+        epilog=EPILOG_EXPERIMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    experiment.add_argument("name", choices=("direction", "label_noise", "q_relation"))
+    experiment.add_argument("--pairs", type=int, default=100, help="pairs per task (default 100)")
+    experiment.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    experiment.add_argument("--group-sizes", type=int, nargs="+", default=[1, 5], help="default 1 5")
+    experiment.add_argument(
+        "--decodings", nargs="+", choices=("greedy", "crn"), default=["greedy", "crn"], help="default both"
+    )
+    experiment.add_argument("--val", type=int, default=50, help="validation questions V (default 50)")
+    experiment.add_argument("--crn-seeds", type=int, default=2, help="S under crn decoding (default 2)")
+    experiment.add_argument(
+        "--step-lrs", type=float, nargs="+", default=[5e-5, 1e-3, 1e-2], help="direction only"
+    )
+    experiment.add_argument(
+        "--iteration", type=int, default=0, help="whose SFT model and samples (default 0)"
+    )
+    experiment.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    experiment.add_argument("--data", default="data", help="tables directory (default data)")
+    experiment.set_defaults(func=cmd_experiment)
     return parser
 
 

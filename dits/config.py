@@ -172,10 +172,41 @@ class PairParams:
 
 
 @dataclass(frozen=True)
+class InfluenceParams:
+    r: int = param(8, "rank of the LoRA (PEFT r)", paper="32", min=1)
+    lora_alpha: float = param(16.0, "LoRA scale numerator (PEFT lora_alpha)", paper="32", min=0.0)
+    lora_dropout: float = param(0.05, "LoRA dropout during the warm-up", paper="0.05", min=0.0, max=1.0)
+    warmup_steps: int = param(50, "DPO steps of the warm-up LoRA θ*", paper="50", min=0)
+    warmup_batch: int = param(8, "pairs per warm-up step", paper="8", min=1)
+    warmup_lr: float = param(5e-5, "warm-up learning rate", paper="5e-5", min=0.0)
+    beta: float = param(0.1, "DPO β of the warm-up and of the one step", paper="0.1", min=0.0)
+    max_length: int = param(256, "tokens of prompt + message", paper="512", min=16)
+    group_size: int = param(5, "pairs per group (1 = per pair); a group shares one score", paper="5", min=1)
+    step_lr: float = param(
+        1e-3,
+        "lr of the one fresh-AdamW step per group (≈ its size: the first step is lr·sign(g))",
+        paper="5e-5",
+        min=0.0,
+    )
+    val_episodes: int = param(100, "V: validation questions per task", paper="20", min=1)
+    decoding: str = param(
+        "greedy",
+        "greedy (the paper) or crn: sampling with per-episode seeds shared by θ* and every θ_g",
+        choices=("greedy", "crn"),
+    )
+    crn_seeds: int = param(4, "S: sampled episodes per question under decoding: crn", min=1)
+    crn_temperature: float = param(0.7, "sampling temperature under decoding: crn", min=0.0)
+    estimators: list[str] = param(
+        ["finite_difference", "grad_similarity"], "estimators the stage computes (select.estimator reads one)"
+    )
+    shards: int = param(2, "parts the stage writes; a killed run resumes from finished parts", min=1)
+
+
+@dataclass(frozen=True)
 class SelectParams:
     by: str = param(
-        "q",
-        "ranking: q (γ·Q), random, all (influence once its stage exists)",
+        "influence",
+        "ranking: influence (minmax(I) + γ·Q), q (γ·Q alone), random, all",
         choices=("q", "random", "all", "influence"),
     )
     alpha: float = param(0.5, "α: fraction of pairs kept", paper="0.5", min=0.0, max=1.0)
@@ -222,6 +253,7 @@ class Params:
     sft: SFTParams = param(SFTParams(), "SFT")
     search: SearchParams = param(SearchParams(), "the DITS/Optima tree search")
     pairs: PairParams = param(PairParams(), "preference pairs from the trees")
+    influence: InfluenceParams = param(InfluenceParams(), "influence of pair groups (papers/dits.md §6)")
     select: SelectParams = param(SelectParams(), "Top-α selection (sql/select.sql)")
     dpo: DPOParams = param(DPOParams(), "DPO on the selected pairs")
     evaluate: EvaluateParams = param(EvaluateParams(), "evaluation")
@@ -256,6 +288,15 @@ def load_params(path: str | Path = "params.yaml") -> Params:
             get_task(name, params.seed)
         except DitsError as exc:
             raise DitsError(f"{path}: task.names: {exc}") from None
+    known = ("finite_difference", "grad_similarity")
+    for name in params.influence.estimators:
+        if name not in known:
+            raise DitsError(f"{path}: influence.estimators: {name!r}: expected one of {', '.join(known)}")
+    if params.select.by == "influence" and params.select.estimator not in params.influence.estimators:
+        raise DitsError(
+            f"{path}: select.estimator = {params.select.estimator!r}: "
+            f"must be one of influence.estimators ({', '.join(params.influence.estimators)})"
+        )
     ks = [it.k for it in params.iterations]
     if ks != list(range(len(ks))):
         raise DitsError(f"{path}: iterations = {ks}: must be k = 0, 1, 2, … in order")

@@ -55,11 +55,15 @@ def parse_answer(text: str) -> str | None:
 
 @dataclass
 class Dialogue:
-    """A dialogue in progress: messages so far, the last parsed answer, whether it stopped."""
+    """A dialogue in progress: messages so far, the last parsed answer, whether it stopped.
+
+    ``adapter`` is the backend's per-row adapter index (influence validation), None for none.
+    """
 
     example: Example
     family: Family
     seed: int
+    adapter: int | None = None
     messages: list[dict] = field(default_factory=list)
     answer: str | None = None
     stop_reason: str | None = None
@@ -115,15 +119,20 @@ def play(
 
     ``progress(n)`` is told how many more dialogues finished after each turn. Each row's seed
     is derived from the dialogue's seed and the turn index, so a dialogue decodes the same
-    whatever else is in the batch.
+    whatever else is in the batch. Adapters are passed only when some dialogue has one, so
+    backends without adapter support keep working.
     """
+    with_adapters = any(d.adapter is not None for d in dialogues)
     while True:
         active = [d for d in dialogues if not d.done]
         if not active:
             return
         chats = [d.view() for d in active]
         seeds = [derive_seed(d.seed, len(d.messages)) for d in active]
-        generations = backend.generate(chats, sampling, seeds)
+        if with_adapters:
+            generations = backend.generate(chats, sampling, seeds, adapters=[d.adapter for d in active])
+        else:
+            generations = backend.generate(chats, sampling, seeds)
         for dialogue, generation in zip(active, generations, strict=True):
             dialogue.add(generation.text, generation.tokens, max_messages, generation.finish_reason)
         if progress is not None:

@@ -57,8 +57,13 @@ def write_json(path: Path, value: object) -> None:
 
 
 def setup(params: Params) -> None:
-    """Pin CPU threads and torch's seed so a stage is deterministic for a given seed on CPU."""
+    """Pin CPU threads and torch's seed so a stage is deterministic for a given seed on CPU.
+
+    Denormal floats are flushed to zero: LoRA training on CPU produced them and ran 6× slower
+    (a 50-step warm-up took 75 s instead of 12 s).
+    """
     torch.set_num_threads(params.backend.threads)
+    torch.set_flush_denormal(True)
     torch.manual_seed(params.seed)
 
 

@@ -100,6 +100,23 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("q_rejected", pa.float64()),
         ]
     ),
+    "influence": pa.schema(
+        [
+            ("pair_id", pa.string()),
+            ("task", pa.string()),
+            ("estimator", pa.string()),
+            ("group_id", pa.int32()),
+            ("score", pa.float64()),
+            ("f_perturbed", pa.float64()),
+            ("f_base", pa.float64()),
+            ("step_size", pa.float64()),
+            ("val_episodes", pa.int32()),
+            # Episodes whose score moved under the step: when every influence is 0, this says why.
+            ("changed_episodes", pa.int32()),
+            ("val_tokens", pa.int64()),
+            ("seconds", pa.float64()),
+        ]
+    ),
     "selected": pa.schema(
         [
             ("pair_id", pa.string()),
@@ -119,6 +136,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "eval": ("model", "example_id"),
     "nodes": ("tree_id", "node_id"),
     "pairs": ("pair_id",),
+    "influence": ("pair_id", "estimator"),
     "selected": ("pair_id",),
 }
 
@@ -161,6 +179,11 @@ def write_part(path: str | Path, table: str, frame: pl.DataFrame | pa.Table) -> 
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def read_part(path: str | Path, table: str) -> pl.DataFrame:
+    """Read one part file with its schema checked (no ``iter`` column)."""
+    return pl.from_arrow(conform(table, pq.read_table(path), str(path)))
 
 
 def read_table(root: str | Path, table: str, iteration: int | None = None) -> pl.DataFrame:

@@ -39,6 +39,7 @@ TINY = {
     "sft": {"min_reward": -10.0, "epochs": 1.0, "batch_size": 8},
     "search": {"selections": 2, "rollouts": 2, "normaliser_dialogues": 4, "shards": 2},
     "pairs": {"exchange_q_min": -10.0, "debate_q_min": -10.0, "gap": 0.0},
+    "influence": {"warmup_steps": 2, "warmup_batch": 2, "group_size": 1, "val_episodes": 2, "shards": 2},
     "dpo": {"epochs": 1.0, "batch_size": 4},
     "evaluate": {"max_new_tokens": 12},
     "backend": {"batch_size": 16},
@@ -185,3 +186,16 @@ def test_search_resumes_from_finished_parts_with_identical_tables(repro: Path) -
     after = {p.name: p.read_bytes() for p in (repro / "data" / "pairs" / "iter=0").glob("*.parquet")}
     assert set(after) == set(before) == {"part-0.parquet", "part-1.parquet"}
     assert _table_hashes(repro) == nodes_before
+
+
+@pytest.mark.slow
+def test_influence_resumes_from_finished_parts_with_identical_tables(repro: Path) -> None:
+    before = _table_hashes(repro)
+    (work,) = (repro / ".dits" / "work" / "influence" / "iter=0").iterdir()
+    (work / "synthetic-debate-1.parquet").unlink()  # as if the run was killed before the last part
+    out = _run(["dits", "run", "influence", "--iter", "0"], repro)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "synthetic-exchange: all 2 parts already done" in out.stderr
+    assert _table_hashes(repro) == before
+    rows = _run(["dits", "sql", "SELECT count(*) FROM influence WHERE iter = 0", "--format", "csv"], repro)
+    assert int(rows.stdout.splitlines()[1]) > 0

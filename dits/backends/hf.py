@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from dits.backends.base import Chat, Generation, Sampling
 from dits.errors import DitsError
+
+if TYPE_CHECKING:
+    from dits.influence.stack import AdapterStack
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32):
@@ -35,10 +40,11 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32):
 class HFBackend:
     """The Backend protocol over a transformers causal LM (DESIGN §2)."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 64):
+    def __init__(self, model, tokenizer, batch_size: int = 64, stack: AdapterStack | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.stack = stack  # serves per-row ``adapters`` in ``generate``
         self.end_id = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
         self.pad_id = tokenizer.pad_token_id
 
@@ -63,18 +69,31 @@ class HFBackend:
         seeds: Sequence[int],
         adapters: Sequence[int | None] | None = None,
     ) -> list[Generation]:
+        """Return one generation per chat; ``adapters[i]`` indexes ``self.stack`` (None: no adapter)."""
+        stack_rows = None
         if adapters is not None and any(a is not None for a in adapters):
-            raise NotImplementedError("adapters are served by the influence stack")
+            if self.stack is None:
+                raise DitsError("HFBackend.generate: adapters given but the backend has no AdapterStack")
+            stack_rows = torch.tensor([-1 if a is None else a for a in adapters], device=self.model.device)
         prompts = self._render(chats)
         out: list[Generation] = []
-        for start in range(0, len(prompts), self.batch_size):
-            out += self._generate_batch(
-                prompts[start : start + self.batch_size], sampling, seeds[start : start + self.batch_size]
-            )
+        with nullcontext() if stack_rows is None else self.stack.active():
+            try:
+                for start in range(0, len(prompts), self.batch_size):
+                    batch = slice(start, start + self.batch_size)
+                    out += self._generate_batch(
+                        prompts[batch],
+                        sampling,
+                        seeds[batch],
+                        None if stack_rows is None else stack_rows[batch],
+                    )
+            finally:
+                if stack_rows is not None:
+                    self.stack.set_rows(None)  # frees the rows' gathered A/B
         return out
 
     def _generate_batch(
-        self, prompts: list[str], sampling: Sampling, seeds: Sequence[int]
+        self, prompts: list[str], sampling: Sampling, seeds: Sequence[int], stack_rows: torch.Tensor | None
     ) -> list[Generation]:
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {key: value.to(self.model.device) for key, value in enc.items()}
@@ -83,6 +102,8 @@ class HFBackend:
         generators = None
         if sampling.temperature > 0:
             generators = [torch.Generator().manual_seed(int(s) % (2**63)) for s in seeds]
+        if stack_rows is not None:
+            self.stack.set_rows(stack_rows)
         out = self.model(
             input_ids=enc["input_ids"], attention_mask=attention, position_ids=positions, use_cache=True
         )
@@ -112,6 +133,9 @@ class HFBackend:
                 attention, positions = attention[index], positions[index]
                 live = [live[j] for j in keep]
                 picked = [picked[j] for j in keep]
+                if stack_rows is not None:
+                    stack_rows = stack_rows[index]
+                    self.stack.set_rows(stack_rows)
             next_ids = torch.tensor(picked, device=self.model.device)
             attention = torch.cat([attention, attention.new_ones((len(live), 1))], dim=1)
             positions = positions[:, -1:] + 1

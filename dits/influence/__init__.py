@@ -1,0 +1,1 @@
+"""Influence estimation: perturbed LoRA adapters validated in one batch (papers/dits.md §6)."""

@@ -1,0 +1,191 @@
+"""Influence estimators over pair groups, one interface: a score per group (DESIGN §7).
+
+- ``finite_difference`` (the paper, Eq. 14): F_val(θ_g) − F_val(θ*) over the same validation
+  episodes, divided by the step size. F_val is the task score (F1, exact match) of the whole
+  two-agent dialogue: non-differentiable, measured by inference.
+- ``grad_similarity`` (a LESS-style baseline): cosine between the group's DPO-loss gradient at θ*
+  and the SFT-loss gradient of a reference set (the SFT model's successful validation dialogues).
+  A positive cosine means the step on the group lowers the loss of good dialogues.
+
+Episodes are shared by θ* and every θ_g: the same questions, the same context split and, under
+``crn`` decoding, the same per-episode sampling seeds (common random numbers), so a difference
+isolates the step and not the dice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dits.backends.base import Backend, Chat, Sampling
+from dits.dialogue import AGENTS, Dialogue, play
+from dits.seeds import derive_seed
+from dits.tasks import Example, Task
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    decoding: str  # "greedy" or "crn"
+    crn_seeds: int
+    temperature: float
+    max_new_tokens: int
+    max_messages: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Per adapter (rows) and episode (columns): task score and tokens of the dialogue."""
+
+    scores: np.ndarray
+    tokens: np.ndarray
+    dialogues: list[Dialogue]
+
+
+def episodes(examples: Sequence[Example], settings: ValidationSettings) -> list[tuple[Example, int]]:
+    """Return the validation episodes: (question, seed), one per question, S per question under crn."""
+    per_question = 1 if settings.decoding == "greedy" else settings.crn_seeds
+    return [
+        (ex, derive_seed(settings.seed, "validate", ex.example_id, s))
+        for ex in examples
+        for s in range(per_question)
+    ]
+
+
+def validate(
+    backend: Backend,
+    task: Task,
+    episode_list: Sequence[tuple[Example, int]],
+    adapters: Sequence[int | None],
+    settings: ValidationSettings,
+    progress: Callable[[int], None] | None = None,
+) -> Validation:
+    """Play every episode once per adapter, all adapters' dialogues in lockstep (one call per turn)."""
+    dialogues = [
+        Dialogue(ex, task.family, seed=seed, adapter=adapter)
+        for adapter in adapters
+        for ex, seed in episode_list
+    ]
+    temperature = 0.0 if settings.decoding == "greedy" else settings.temperature
+    play(
+        backend,
+        dialogues,
+        Sampling(temperature, 1.0, settings.max_new_tokens),
+        settings.max_messages,
+        progress,
+    )
+    shape = (len(adapters), len(episode_list))
+    scores = np.array([task.score(d.answer or "", d.example) for d in dialogues]).reshape(shape)
+    tokens = np.array([d.tokens for d in dialogues]).reshape(shape)
+    return Validation(scores, tokens, dialogues)
+
+
+@dataclass(frozen=True)
+class GroupScore:
+    group_id: int
+    score: float
+    f_perturbed: float | None
+    f_base: float | None
+    changed_episodes: int
+    val_tokens: int
+
+
+def finite_difference(warm: np.ndarray, perturbed: Validation, step_size: float) -> list[GroupScore]:
+    """Eq. 14: I(g) = (F_val(θ_g) − F_val(θ*)) / step size, F_val the mean episode score.
+
+    ``warm`` holds θ*'s episode scores; row g of ``perturbed`` is group g on the same episodes.
+    ``changed_episodes`` counts episodes whose score moved, the first thing to look at when every
+    influence is 0.
+    """
+    f_base = float(warm.mean())
+    out = []
+    for g, (scores, tokens) in enumerate(zip(perturbed.scores, perturbed.tokens, strict=True)):
+        f = float(scores.mean())
+        out.append(
+            GroupScore(
+                group_id=g,
+                score=(f - f_base) / step_size,
+                f_perturbed=f,
+                f_base=f_base,
+                changed_episodes=int((scores != warm).sum()),
+                val_tokens=int(tokens.sum()),
+            )
+        )
+    return out
+
+
+def reference_chats(validation: Validation, row: int = 0, threshold: float = 1.0) -> list[Chat]:
+    """Return both agents' views of the dialogues of adapter ``row`` scoring at least ``threshold``."""
+    n = validation.scores.shape[1]
+    chats = []
+    for j, dialogue in enumerate(validation.dialogues[row * n : (row + 1) * n]):
+        if validation.scores[row, j] >= threshold and dialogue.messages:
+            chats += [dialogue.view(agent) for agent in AGENTS]
+    return chats
+
+
+def sft_loss(model, tokenizer, chats: Sequence[Chat], backward: bool = False, batch_size: int = 16) -> float:
+    """Return the mean SFT loss on each chat's assistant tokens; with ``backward`` also accumulate grads.
+
+    The chat template marks assistant turns (``{% generation %}``), as TRL's ``assistant_only_loss``
+    uses it, so this is the SFT objective on the agents' own messages.
+    """
+    encoded = [
+        tokenizer.apply_chat_template(
+            chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
+        for chat in chats
+    ]
+    total = max(sum(sum(e["assistant_masks"]) for e in encoded), 1)
+    device = next(model.parameters()).device
+    value = 0.0
+    for start in range(0, len(encoded), batch_size):
+        batch = encoded[start : start + batch_size]
+        width = max(len(e["input_ids"]) for e in batch)
+        ids = torch.full((len(batch), width), tokenizer.pad_token_id, device=device)
+        mask = torch.zeros_like(ids)
+        labels = torch.full_like(ids, -100)
+        for i, e in enumerate(batch):
+            n = len(e["input_ids"])
+            ids[i, :n] = torch.tensor(e["input_ids"], device=device)
+            mask[i, :n] = 1
+            keep = torch.tensor(e["assistant_masks"], device=device).bool()
+            labels[i, :n] = torch.where(keep, ids[i, :n], -100)
+        with torch.set_grad_enabled(backward):
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            loss = (
+                torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), reduction="sum"
+                )
+                / total
+            )
+        if backward:
+            loss.backward()
+        value += loss.item()
+    return value
+
+
+def sft_gradient(model, tokenizer, chats: Sequence[Chat]) -> torch.Tensor:
+    """Return the gradient of ``sft_loss`` over the LoRA tensors (the reference of grad_similarity)."""
+    params = [p for n, p in model.named_parameters() if "lora_" in n]
+    for p in params:
+        p.grad = None
+    model.eval()
+    sft_loss(model, tokenizer, chats, backward=True)
+    gradient = torch.cat([p.grad.detach().flatten() for p in params])
+    for p in params:
+        p.grad = None
+    return gradient
+
+
+def grad_similarity(gradients: Sequence[torch.Tensor], reference: torch.Tensor) -> list[GroupScore]:
+    """Cosine between each group's DPO gradient and the reference SFT gradient (0 without a reference)."""
+    out = []
+    for g, gradient in enumerate(gradients):
+        denom = float(gradient.norm() * reference.norm())
+        score = float(gradient @ reference) / denom if denom > 0 else 0.0
+        out.append(GroupScore(g, score, None, None, 0, 0))
+    return out

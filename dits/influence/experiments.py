@@ -1,0 +1,337 @@
+"""Evidence for (or against) the influence estimator: ``dits experiment NAME`` → data/experiments/NAME/.
+
+- ``direction``: after one step on a clean vs a swapped pair, does the SFT loss of the SFT model's
+  correct validation dialogues go down vs up? The differentiable proxy must point the right way
+  before the non-differentiable estimator can.
+- ``label_noise``: swap chosen and rejected in a fraction of the pairs; how well does each
+  estimator (and the q and random rankings) rank corrupted groups lowest? AUC with the spread of
+  its null distribution (labels permuted), Spearman with the number of swapped pairs.
+- ``q_relation``: Pearson r between group influence and the group's mean Q(chosen) in the
+  pipeline's influence tables, beside the authors' |r| ≤ 0.1 (papers/dits.md §11).
+
+The experiments draw a larger pool of pairs than one iteration's search gives: per question of the
+iteration's SFT sampling pool, Alice's first message of its best-rewarded sampled dialogue
+(chosen) against that of its worst (rejected), same prompt, reward gap above ``pairs.gap``.
+A swap exchanges the two texts and keeps the Q columns, as an error of the Q estimate would:
+the q ranking cannot see it. Settings are written as columns (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from dits.backends.hf import HFBackend, load_model
+from dits.config import Params
+from dits.dialogue import Dialogue
+from dits.influence.estimators import ValidationSettings, episodes, reference_chats, sft_loss, validate
+from dits.influence.perturb import Perturbation, PerturbSettings
+from dits.influence.score import InfluenceRun
+from dits.prepare import examples_from_frame
+from dits.progress import bar, log
+from dits.seeds import content_id, derive_seed
+from dits.stage import DATA, sft_model
+from dits.store import read_table
+from dits.tasks import Task, get_task
+from dits.train.dpo import pair_rows
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The experiments' own sizes (larger than the pipeline's, smaller than the paper's)."""
+
+    pairs: int = 100
+    noise: float = 0.2
+    seeds: tuple[int, ...] = (0, 1, 2)
+    group_sizes: tuple[int, ...] = (1, 5)
+    decodings: tuple[str, ...] = ("greedy", "crn")
+    val_episodes: int = 50
+    crn_seeds: int = 2
+    step_lrs: tuple[float, ...] = (5e-5, 1e-3, 1e-2)
+    iteration: int = 0
+
+
+def first_turn_pairs(
+    dialogues: pl.DataFrame, tasks: pl.DataFrame, task: Task, gap: float, n: int
+) -> pl.DataFrame:
+    """Return up to ``n`` pairs (pairs-table columns) of Alice's first messages, best vs worst sample."""
+    examples = {e.example_id: e for e in examples_from_frame(tasks.filter(pl.col("task") == task.name))}
+    rows = []
+    ranked = dialogues.filter(pl.col("task") == task.name).sort(["example_id", "reward", "dialogue_id"])
+    for (example_id,), group in ranked.group_by("example_id", maintain_order=True):
+        worst, best = group.row(0, named=True), group.row(-1, named=True)
+        if best["reward"] - worst["reward"] <= gap or not best["messages"] or not worst["messages"]:
+            continue
+        chosen, rejected = best["messages"][0]["text"], worst["messages"][0]["text"]
+        if chosen == rejected:
+            continue
+        prompt = Dialogue(examples[example_id], task.family, seed=0).view("Alice")
+        rows.append(
+            {
+                "pair_id": content_id(task.name, example_id, chosen, rejected),
+                "task": task.name,
+                "prompt": prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "q_chosen": best["reward"],
+                "q_rejected": worst["reward"],
+            }
+        )
+        if len(rows) == n:
+            break
+    return pl.DataFrame(rows)
+
+
+def swap(pairs: pl.DataFrame, fraction: float, seed: int) -> pl.DataFrame:
+    """Return ``pairs`` with chosen/rejected texts swapped in a seeded ``fraction`` (column ``swapped``)."""
+    n = pairs.height
+    picked = np.zeros(n, dtype=bool)
+    picked[np.random.default_rng(seed).permutation(n)[: round(fraction * n)]] = True
+    flag = pl.Series("swapped", picked)
+    return pairs.with_columns(
+        flag,
+        chosen=pl.when(flag).then(pl.col("rejected")).otherwise(pl.col("chosen")),
+        rejected=pl.when(flag).then(pl.col("chosen")).otherwise(pl.col("rejected")),
+    )
+
+
+def auc(scores: np.ndarray, corrupted: np.ndarray) -> float:
+    """P(a clean group scores above a corrupted one), ties count half; NaN if one side is empty."""
+    clean, bad = scores[~corrupted], scores[corrupted]
+    if not len(clean) or not len(bad):
+        return float("nan")
+    diff = clean[:, None] - bad[None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+
+def null_sd(scores: np.ndarray, corrupted: np.ndarray, seed: int, draws: int = 500) -> float:
+    """Standard deviation of the AUC when the corrupted labels are permuted at random."""
+    rng = np.random.default_rng(seed)
+    return float(np.std([auc(scores, rng.permutation(corrupted)) for _ in range(draws)]))
+
+
+def _settings(params: Params, seed: int, **overrides) -> PerturbSettings:
+    p = params.influence
+    base = PerturbSettings(
+        p.r,
+        p.lora_alpha,
+        p.lora_dropout,
+        p.warmup_steps,
+        p.warmup_batch,
+        p.warmup_lr,
+        p.step_lr,
+        p.beta,
+        p.max_length,
+        seed,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def _validation(params: Params, decoding: str, profile: Profile, seed: int) -> ValidationSettings:
+    return ValidationSettings(
+        decoding,
+        profile.crn_seeds,
+        params.influence.crn_temperature,
+        params.evaluate.max_new_tokens,
+        params.sample.max_messages,
+        seed,
+    )
+
+
+def _inputs(params: Params, profile: Profile, name: str):
+    k = profile.iteration
+    task = get_task(name, params.seed)
+    tasks = read_table(DATA, "tasks", 0)
+    pool = first_turn_pairs(read_table(DATA, "dialogues", k), tasks, task, params.pairs.gap, profile.pairs)
+    val = tasks.filter((pl.col("pool") == "val") & (pl.col("task") == name)).sort("example_id")
+    return task, pool, examples_from_frame(val)[: profile.val_episodes]
+
+
+def direction(params: Params, profile: Profile) -> pl.DataFrame:
+    """One step per pair, clean and swapped; Δ = SFT loss of correct val dialogues before − after."""
+    rows = []
+    for name in params.task.names:
+        task, pool, val = _inputs(params, profile, name)
+        clean = pair_rows(pool)
+        swapped = [row | {"chosen": row["rejected"], "rejected": row["chosen"]} for row in clean]
+        for seed in profile.seeds:
+            model, tokenizer = load_model(sft_model(profile.iteration, name))
+            perturbation = Perturbation(model, tokenizer, clean + swapped, _settings(params, seed))
+            settings = _validation(params, "greedy", profile, derive_seed(seed, "validate"))
+            base = validate(
+                HFBackend(perturbation.model, tokenizer), task, episodes(val, settings), [None], settings
+            )
+            chats = reference_chats(base, row=0)
+            perturbation.warm_up(on=range(len(clean)))
+            before = sft_loss(perturbation.model, tokenizer, chats)
+            for step_lr in profile.step_lrs:
+                perturbation.settings = dataclasses.replace(perturbation.settings, step_lr=step_lr)
+                deltas = []
+                with bar(
+                    f"direction {name} seed {seed} lr {step_lr:g}", len(clean) + len(swapped)
+                ) as advance:
+                    for i in range(len(clean) + len(swapped)):
+                        state, _ = perturbation.step([i])
+                        deltas.append(before - _loss_at(perturbation, tokenizer, chats, state))
+                        advance(1)
+                deltas = np.array(deltas)
+                is_swapped = np.arange(len(deltas)) >= len(clean)
+                rows.append(
+                    {
+                        "task": name,
+                        "seed": seed,
+                        "step_lr": step_lr,
+                        "pairs": len(clean),
+                        "reference_chats": len(chats),
+                        "auc": auc(deltas, is_swapped),
+                        "null_sd": null_sd(deltas, is_swapped, seed),
+                        "clean_up": float((deltas[~is_swapped] > 0).mean()),
+                        "swapped_down": float((deltas[is_swapped] < 0).mean()),
+                        "mean_delta_clean": float(deltas[~is_swapped].mean()),
+                        "mean_delta_swapped": float(deltas[is_swapped].mean()),
+                    }
+                )
+                result = rows[-1]
+                log(f"direction {name} seed {seed} lr {step_lr:g}: AUC {result['auc']:.3f}")
+    return pl.DataFrame(rows)
+
+
+def _loss_at(perturbation: Perturbation, tokenizer, chats, state) -> float:
+    from dits.influence.stack import load_lora_state
+
+    load_lora_state(perturbation.model, state)
+    try:
+        return sft_loss(perturbation.model, tokenizer, chats)
+    finally:
+        load_lora_state(perturbation.model, perturbation.warm)
+
+
+def label_noise(params: Params, profile: Profile) -> pl.DataFrame:
+    """AUC of every estimator, q and random at ranking corrupted groups lowest (see module doc)."""
+    rows = []
+    for name in params.task.names:
+        task, pool, val = _inputs(params, profile, name)
+        for seed in profile.seeds:
+            noisy = swap(pool, profile.noise, derive_seed(seed, "swap", name))
+            for group_size in profile.group_sizes:
+                for decoding in profile.decodings:
+                    start = time.perf_counter()
+                    model, tokenizer = load_model(sft_model(profile.iteration, name))
+                    estimators = (
+                        ("finite_difference", "grad_similarity")
+                        if decoding == "greedy"
+                        else ("finite_difference",)
+                    )
+                    run = InfluenceRun(
+                        model,
+                        tokenizer,
+                        task,
+                        noisy,
+                        val,
+                        _settings(params, derive_seed(seed, "influence", name)),
+                        _validation(params, decoding, profile, derive_seed(seed, "validate", name)),
+                        group_size,
+                        estimators,
+                        params.backend.batch_size,
+                        lambda label, total, tag=f"{name} seed {seed} g{group_size} {decoding}": bar(
+                            f"{tag} {label}", total
+                        ),
+                    )
+                    scores = run.shard((0, 1)).unique(["estimator", "group_id"]).sort("group_id")
+                    swapped = run.pairs["swapped"].to_numpy()
+                    n_swapped = np.array([swapped[g].sum() for g in run.groups])
+                    q = run.pairs["q_chosen"].to_numpy()
+                    rankings: dict[str, np.ndarray] = {
+                        f"{e}/{decoding}": scores.filter(pl.col("estimator") == e)["score"].to_numpy()
+                        for e in estimators
+                    }
+                    if decoding == "greedy":
+                        rankings["q"] = np.array([q[g].mean() for g in run.groups])
+                        rankings["random"] = np.random.default_rng(derive_seed(seed, "random")).random(
+                            len(run.groups)
+                        )
+                    fd = scores.filter(pl.col("estimator") == "finite_difference")
+                    changed = fd["changed_episodes"].sum() / max(fd["val_episodes"].sum(), 1)
+                    for ranking, values in rankings.items():
+                        corrupted = n_swapped > 0
+                        rows.append(
+                            {
+                                "task": name,
+                                "seed": seed,
+                                "group_size": group_size,
+                                "decoding": decoding,
+                                "ranking": ranking,
+                                "groups": len(values),
+                                "corrupted": int(corrupted.sum()),
+                                "auc": auc(values, corrupted),
+                                "null_sd": null_sd(values, corrupted, seed),
+                                "spearman": _spearman(values, n_swapped),
+                                "changed_fraction": float(changed),
+                                "f_warm": float(run.warm_scores.mean()),
+                                "step_lr": params.influence.step_lr,
+                                "val_episodes": len(run.episodes),
+                                "seconds": time.perf_counter() - start,
+                            }
+                        )
+                        log(
+                            f"label_noise {name} seed {seed} g{group_size} {ranking}: "
+                            f"AUC {rows[-1]['auc']:.3f} (null sd {rows[-1]['null_sd']:.3f}), "
+                            f"episodes changed {changed:.3f}"
+                        )
+    return pl.DataFrame(rows)
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(pl.DataFrame({"a": a, "b": b}).select(pl.corr("a", "b", method="spearman")).item())
+
+
+def q_relation(params: Params, profile: Profile) -> pl.DataFrame:
+    """Per iteration, task and estimator: Pearson r(group score, mean Q(chosen)) and F_val's spread."""
+    influence = read_table(DATA, "influence")
+    pairs = read_table(DATA, "pairs").select("pair_id", "iter", "q_chosen")
+    groups = (
+        influence.join(pairs, on=["pair_id", "iter"])
+        .group_by("iter", "task", "estimator", "group_id")
+        .agg(pl.col("score").first(), pl.col("f_perturbed").first(), pl.col("q_chosen").mean())
+    )
+    return (
+        groups.group_by("iter", "task", "estimator")
+        .agg(
+            pl.len().alias("groups"),
+            pl.corr("score", "q_chosen").alias("pearson_r"),
+            pl.col("f_perturbed").std().alias("f_val_sd"),
+            pl.col("f_perturbed").mean().alias("f_val_mean"),
+            pl.col("q_chosen").std().alias("q_sd"),
+        )
+        .sort("iter", "task", "estimator")
+    )
+
+
+EXPERIMENTS: dict[str, Callable[[Params, Profile], pl.DataFrame]] = {
+    "direction": direction,
+    "label_noise": label_noise,
+    "q_relation": q_relation,
+}
+
+
+def run_experiment(name: str, params: Params, profile: Profile, root: Path = DATA) -> Path:
+    """Run one experiment and write its table to ``data/experiments/NAME/results.parquet``."""
+    from dits.errors import DitsError
+
+    if name not in EXPERIMENTS:
+        raise DitsError(f"experiment {name!r}: expected one of {', '.join(EXPERIMENTS)}")
+    frame = EXPERIMENTS[name](params, profile)
+    out = Path(root) / "experiments" / name / "results.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    frame.write_parquet(tmp)
+    tmp.replace(out)
+    return out

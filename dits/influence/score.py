@@ -1,0 +1,161 @@
+"""Influence of one task's pair groups in one iteration: warm-up, steps, validation, table rows.
+
+The order is the paper's (papers/dits.md §6): θ* = a warm-up LoRA trained with DPO on all the
+iteration's pairs; per group one fresh-AdamW step from θ*; every θ_g validated on the same episodes
+as θ*. Validation runs every adapter of a shard in one lockstep batch through the adapter stack
+(one backend call per turn for all adapters' dialogues, DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+
+import numpy as np
+import polars as pl
+
+from dits.backends.hf import HFBackend
+from dits.influence.estimators import (
+    GroupScore,
+    Validation,
+    ValidationSettings,
+    episodes,
+    finite_difference,
+    grad_similarity,
+    reference_chats,
+    sft_gradient,
+    validate,
+)
+from dits.influence.perturb import Perturbation, PerturbSettings, groups_of
+from dits.influence.stack import AdapterStack
+from dits.store import SCHEMAS
+from dits.tasks import Example, Task
+from dits.train.dpo import pair_rows
+
+
+class InfluenceRun:
+    """θ*, its validation and the reference gradient of one task, shared by every shard of groups."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        task: Task,
+        pairs: pl.DataFrame,
+        val_examples: Sequence[Example],
+        settings: PerturbSettings,
+        validation: ValidationSettings,
+        group_size: int,
+        estimators: Sequence[str],
+        batch_size: int = 128,
+        progress: Callable[[str, int], AbstractContextManager[Callable[[int], None]]] | None = None,
+    ):
+        self.task = task
+        self.tokenizer = tokenizer
+        self.pairs = pairs.sort("pair_id")
+        self.settings = settings
+        self.validation = validation
+        self.estimators = tuple(estimators)
+        self.batch_size = batch_size
+        self.progress = progress or (lambda label, total: nullcontext(None))
+        self.groups = groups_of(self.pairs.height, group_size, settings.seed)
+        self.episodes = episodes(val_examples, validation)
+        start = time.perf_counter()
+        self.perturbation = Perturbation(model, tokenizer, pair_rows(self.pairs), settings)
+        self.warmup_losses = self.perturbation.warm_up()
+        # The SFT model (adapter off) gives the reference set; θ* the baseline of the difference.
+        base = self._validate([self.perturbation.warm], [None, 0], "θ* and SFT")
+        self.sft_scores, self.warm_scores = base.scores[0], base.scores[1]
+        self.reference = None
+        self.reference_chats = 0
+        if "grad_similarity" in self.estimators:
+            chats = reference_chats(base, row=0)
+            self.reference_chats = len(chats)
+            if chats:
+                self.reference = sft_gradient(self.perturbation.model, tokenizer, chats)
+        self.seconds = time.perf_counter() - start
+
+    def _validate(self, states, adapters, label: str) -> Validation:
+        backend = HFBackend(
+            self.perturbation.model,
+            self.tokenizer,
+            self.batch_size,
+            stack=AdapterStack(self.perturbation.model, states),
+        )
+        n = len(adapters) * len(self.episodes)
+        with self.progress(f"validate {label}", n) as advance:
+            return validate(backend, self.task, self.episodes, adapters, self.validation, advance)
+
+    def shard(self, shard: tuple[int, int]) -> pl.DataFrame:
+        """Return the influence rows of the groups ``g`` with ``g % N == I`` (every estimator)."""
+        i, n = shard
+        ids = [g for g in range(len(self.groups)) if g % n == i]
+        start = time.perf_counter()
+        states, gradients = [], []
+        for g in ids:
+            state, gradient = self.perturbation.step(self.groups[g])
+            states.append(state)
+            gradients.append(gradient)
+        scores: dict[str, list[GroupScore]] = {}
+        if "finite_difference" in self.estimators and ids:
+            perturbed = self._validate(states, list(range(len(ids))), f"{len(ids)} groups")
+            scores["finite_difference"] = finite_difference(
+                self.warm_scores, perturbed, self.settings.step_lr
+            )
+        if "grad_similarity" in self.estimators and ids:
+            if self.reference is None:
+                scores["grad_similarity"] = [GroupScore(0, 0.0, None, None, 0, 0) for _ in ids]
+            else:
+                scores["grad_similarity"] = grad_similarity(gradients, self.reference)
+        seconds = (time.perf_counter() - start + self.seconds / n) / max(len(ids), 1)
+        rows = []
+        for estimator, group_scores in scores.items():
+            for g, result in zip(ids, group_scores, strict=True):
+                result = dataclasses.replace(result, group_id=g)
+                for pair in self.groups[g]:
+                    rows.append(self._row(pair, estimator, result, seconds))
+        return pl.DataFrame(rows, schema=pl.from_arrow(SCHEMAS["influence"].empty_table()).schema)
+
+    def _row(self, pair: int, estimator: str, result: GroupScore, seconds: float) -> dict:
+        return {
+            "pair_id": self.pairs["pair_id"][pair],
+            "task": self.task.name,
+            "estimator": estimator,
+            "group_id": result.group_id,
+            "score": result.score,
+            "f_perturbed": result.f_perturbed,
+            "f_base": result.f_base,
+            "step_size": self.settings.step_lr,
+            "val_episodes": len(self.episodes),
+            "changed_episodes": result.changed_episodes,
+            "val_tokens": result.val_tokens,
+            "seconds": seconds,
+        }
+
+    def summary(self) -> dict:
+        """θ*'s numbers for the stage's metrics: scores, warm-up loss, groups."""
+        return {
+            "pairs": self.pairs.height,
+            "groups": len(self.groups),
+            "episodes": len(self.episodes),
+            "f_sft": round(float(np.mean(self.sft_scores)), 4),
+            "f_warm": round(float(np.mean(self.warm_scores)), 4),
+            "warmup_loss": [round(x, 4) for x in self.warmup_losses[:: max(1, len(self.warmup_losses) // 5)]],
+            "reference_chats": self.reference_chats,
+        }
+
+
+def cost(influence: pl.DataFrame) -> dict:
+    """The stage's cost for ``dits show``: seconds, validation tokens, share of episodes that moved."""
+    groups = influence.filter(pl.col("estimator") == "finite_difference").unique(["task", "group_id"])
+    if groups.is_empty():
+        return {"groups": 0, "seconds": 0.0, "val_tokens": 0, "changed_fraction": None}
+    episodes = groups["val_episodes"].sum()
+    return {
+        "groups": groups.height,
+        "seconds": round(float(groups["seconds"].sum()), 2),
+        "val_tokens": int(groups["val_tokens"].sum()),
+        "changed_fraction": round(groups["changed_episodes"].sum() / episodes, 4) if episodes else None,
+    }

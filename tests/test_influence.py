@@ -1,0 +1,153 @@
+"""Influence estimation end to end on the embedded model: estimator arithmetic and invariance."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from dits.backends.hf import load_model
+from dits.dialogue import Dialogue
+from dits.influence.estimators import (
+    Validation,
+    ValidationSettings,
+    finite_difference,
+    grad_similarity,
+)
+from dits.influence.experiments import auc, swap
+from dits.influence.perturb import PerturbSettings
+from dits.influence.score import InfluenceRun, cost
+from dits.seeds import content_id
+from dits.tasks import get_task
+
+TASK = get_task("synthetic-debate", 0)
+
+
+def pairs_frame(n: int) -> pl.DataFrame:
+    rows = []
+    for i, ex in enumerate(TASK.examples("sft", 0, n)):
+        prompt = Dialogue(ex, TASK.family, 0).view("Alice")
+        right, wrong = ex.answers[0], str(int(ex.answers[0]) + 1 + i % 3)
+        rows.append(
+            {
+                "pair_id": content_id("test", i),
+                "task": TASK.name,
+                "prompt": prompt,
+                "chosen": f"Alice: the answer is <A> {right} </A>",
+                "rejected": f"Alice: the answer is <A> {wrong} </A>",
+                "q_chosen": 0.5 + i / 100,
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def settings(**overrides) -> PerturbSettings:
+    base = dict(
+        r=4,
+        lora_alpha=8.0,
+        lora_dropout=0.0,
+        warmup_steps=3,
+        warmup_batch=4,
+        warmup_lr=1e-3,
+        step_lr=2e-2,
+        beta=0.1,
+        max_length=256,
+        seed=1,
+    )
+    return PerturbSettings(**(base | overrides))
+
+
+VALIDATION = ValidationSettings("greedy", 1, 0.7, 16, 4, seed=5)
+
+
+def run(group_size: int = 2, validation: ValidationSettings = VALIDATION) -> InfluenceRun:
+    torch.manual_seed(0)
+    model, tokenizer = load_model("models/base")
+    return InfluenceRun(
+        model,
+        tokenizer,
+        TASK,
+        pairs_frame(8),
+        TASK.examples("val", 0, 6),
+        settings(),
+        validation,
+        group_size,
+        ("finite_difference", "grad_similarity"),
+        batch_size=64,
+    )
+
+
+def test_finite_difference_is_the_score_difference_over_the_step_size():
+    warm = np.array([1.0, 0.0, 1.0, 0.0])
+    perturbed = Validation(
+        scores=np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0]]),
+        tokens=np.array([[3, 3, 3, 3], [1, 1, 1, 1]]),
+        dialogues=[],
+    )
+    first, second = finite_difference(warm, perturbed, step_size=0.5)
+    assert first.score == pytest.approx((0.75 - 0.5) / 0.5)
+    assert second.score == pytest.approx((0.25 - 0.5) / 0.5)
+    assert (first.changed_episodes, second.changed_episodes) == (1, 1)
+    assert (first.f_base, first.f_perturbed, first.val_tokens) == (0.5, 0.75, 12)
+
+
+def test_grad_similarity_is_the_cosine_and_zero_for_a_zero_gradient():
+    reference = torch.tensor([1.0, 0.0])
+    same, opposite, zero = grad_similarity(
+        [torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 0.0]), torch.zeros(2)], reference
+    )
+    assert (same.score, opposite.score, zero.score) == (pytest.approx(1.0), pytest.approx(-1.0), 0.0)
+
+
+def test_auc_counts_ties_half_and_swap_flips_texts_but_keeps_q():
+    assert auc(np.array([3.0, 2.0, 1.0]), np.array([False, False, True])) == 1.0
+    assert auc(np.array([1.0, 1.0]), np.array([False, True])) == 0.5
+    frame = pairs_frame(10)
+    noisy = swap(frame, 0.2, seed=0)
+    assert noisy["swapped"].sum() == 2
+    flipped = noisy.filter(pl.col("swapped"))
+    original = frame.join(flipped.select("pair_id"), on="pair_id")
+    assert flipped["chosen"].to_list() == original["rejected"].to_list()
+    assert flipped["q_chosen"].to_list() == original["q_chosen"].to_list()
+
+
+@pytest.fixture(scope="module")
+def one_run() -> InfluenceRun:
+    return run()
+
+
+def test_every_pair_of_a_complete_group_gets_its_group_score(one_run):
+    rows = one_run.shard((0, 1))
+    fd = rows.filter(pl.col("estimator") == "finite_difference")
+    assert fd.height == 8 and fd["group_id"].n_unique() == 4
+    assert fd.group_by("group_id").agg(pl.col("score").n_unique())["score"].max() == 1
+    assert set(rows["estimator"]) == {"finite_difference", "grad_similarity"}
+    assert (fd["val_episodes"] == 6).all()
+    assert cost(rows)["groups"] == 4
+    assert fd["changed_episodes"].sum() > 0  # the invariance tests below compare scores that move
+
+
+def test_scores_do_not_depend_on_sharding(one_run):
+    whole = one_run.shard((0, 1)).drop("seconds").sort("estimator", "pair_id")
+    parts = pl.concat([run().shard((i, 3)) for i in range(3)]).drop("seconds").sort("estimator", "pair_id")
+    assert whole.equals(parts)
+
+
+def test_batched_validation_equals_one_adapter_at_a_time(one_run):
+    states = [one_run.perturbation.step(g)[0] for g in one_run.groups]
+    batched = one_run._validate(states, list(range(len(states))), "all")
+    for g, state in enumerate(states):
+        alone = one_run._validate([state], [0], f"group {g}")
+        assert np.array_equal(alone.scores[0], batched.scores[g])
+        assert np.array_equal(alone.tokens[0], batched.tokens[g])
+
+
+def test_crn_uses_the_same_seeds_for_warm_and_perturbed_adapters():
+    crn = ValidationSettings("crn", 2, 0.7, 16, 4, seed=5)
+    r = run(validation=crn)
+    assert len(r.episodes) == 12
+    rows = r.shard((0, 1)).filter(pl.col("estimator") == "finite_difference")
+    assert (rows["val_episodes"] == 12).all()
+    again = run(validation=crn).shard((0, 1)).filter(pl.col("estimator") == "finite_difference")
+    assert rows.drop("seconds").equals(again.drop("seconds"))

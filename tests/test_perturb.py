@@ -1,0 +1,117 @@
+"""Warm-up and one-step perturbations: groups, TRL-equal tokenization, exact restore, step size."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from dits.influence.perturb import Perturbation, PerturbSettings, dpo_loss, groups_of, tokenize_pair
+from dits.influence.stack import lora_state
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained("models/base")
+
+
+def tiny_model(tokenizer) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def rows(n: int) -> list[dict]:
+    return [
+        {
+            "prompt": [{"role": "system", "content": f"You are Alice. Question {i}: where was eli born?"}],
+            "chosen": [{"role": "assistant", "content": f"Alice: eli was born in oslo <A> oslo </A> {i}"}],
+            "rejected": [{"role": "assistant", "content": f"Alice: I think lima {i}"}],
+        }
+        for i in range(n)
+    ]
+
+
+def settings(**overrides) -> PerturbSettings:
+    base = dict(
+        r=4,
+        lora_alpha=8.0,
+        lora_dropout=0.0,
+        warmup_steps=6,
+        warmup_batch=4,
+        warmup_lr=1e-2,
+        step_lr=1e-3,
+        beta=0.1,
+        max_length=256,
+        seed=3,
+    )
+    return PerturbSettings(**(base | overrides))
+
+
+def test_groups_drop_the_incomplete_last_group_and_are_seeded():
+    groups = groups_of(12, 5, seed=1)
+    assert [len(g) for g in groups] == [5, 5]
+    assert len(set(sum(groups, []))) == 10
+    assert groups == groups_of(12, 5, seed=1)
+    assert groups != groups_of(12, 5, seed=2)
+    assert groups_of(4, 5, seed=0) == []
+    assert sorted(sum(groups_of(7, 1, seed=0), [])) == list(range(7))
+
+
+def test_tokenize_pair_splits_like_trl(tokenizer):
+    row = rows(1)[0]
+    pair = tokenize_pair(tokenizer, row, 256)
+    full = tokenizer.apply_chat_template(row["prompt"] + row["chosen"], tokenize=False)
+    assert tokenizer.decode(pair.prompt + pair.chosen) == full
+    assert tokenizer.decode(pair.chosen).endswith("<|end|>")
+    assert tokenizer.decode(pair.prompt).endswith("<|assistant|>")
+    short = tokenize_pair(tokenizer, row, len(pair.prompt) + 3)
+    assert short.prompt == pair.prompt and short.chosen == pair.chosen[:3]
+
+
+def test_dpo_loss_is_log2_when_policy_equals_reference(tokenizer):
+    perturbation = Perturbation(tiny_model(tokenizer), tokenizer, rows(4), settings())
+    loss = dpo_loss(
+        perturbation.model, perturbation.pairs, perturbation.reference, 0.1, tokenizer.pad_token_id
+    )
+    assert loss.item() == pytest.approx(math.log(2), abs=1e-6)  # LoRA B starts at 0
+
+
+def test_warm_up_lowers_the_dpo_loss(tokenizer):
+    perturbation = Perturbation(tiny_model(tokenizer), tokenizer, rows(8), settings(warmup_steps=20))
+    losses = perturbation.warm_up()
+    assert len(losses) == 20
+    assert losses[-1] < losses[0]
+
+
+def test_step_restores_warm_state_bit_for_bit_and_moves_by_step_lr(tokenizer):
+    perturbation = Perturbation(tiny_model(tokenizer), tokenizer, rows(10), settings())
+    perturbation.warm_up()
+    warm = lora_state(perturbation.model)
+    perturbed, gradient = perturbation.step([0, 1, 2])
+    after = lora_state(perturbation.model)
+    assert all(torch.equal(warm[name], after[name]) for name in warm)
+    moved = torch.cat([(perturbed[n] - warm[n]).flatten() for n in warm]).abs()
+    assert float(moved.max()) <= 1e-3 * 1.001  # fresh AdamW: |first step| ≤ lr
+    assert float(moved.max()) > 0.5e-3
+    assert gradient.numel() == moved.numel()
+
+
+def test_a_group_step_does_not_depend_on_earlier_steps(tokenizer):
+    perturbation = Perturbation(tiny_model(tokenizer), tokenizer, rows(10), settings())
+    perturbation.warm_up()
+    first, _ = perturbation.step([4, 5])
+    perturbation.step([0, 1])
+    perturbation.step([7, 8])
+    again, _ = perturbation.step([4, 5])
+    assert all(torch.equal(first[name], again[name]) for name in first)
