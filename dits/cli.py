@@ -36,6 +36,7 @@ EPILOG_EXPERIMENT = """examples:
   dits experiment direction --pairs 40          one step on clean vs swapped pairs: Δ SFT loss
   dits experiment label_noise --seeds 3         AUC of each estimator at finding swapped pairs
   dits experiment q_relation                    r(influence, Q) over the pipeline's tables
+  dits experiment selection --iteration 0       DPO(0) by influence (γ 0, 1) vs q vs random
 
 Results go to data/experiments/NAME/results.parquet, settings as columns. Query them with
   dits sql "SELECT * FROM 'data/experiments/label_noise/results.parquet'"
@@ -248,7 +249,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         step_lrs=tuple(args.step_lrs),
         iteration=args.iteration,
     )
-    out = run_experiment(args.name, params, profile, Path(args.data))
+    out = run_experiment(args.name, params, profile, Path(args.data), args.tag)
     import polars as pl
 
     frame = pl.read_parquet(out)
@@ -331,11 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     experiment = sub.add_parser(
         "experiment",
-        help="evidence for the influence estimator: direction, label_noise, q_relation",
+        help="evidence for the influence estimator: direction, label_noise, q_relation, selection",
         epilog=EPILOG_EXPERIMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    experiment.add_argument("name", choices=("direction", "label_noise", "q_relation"))
+    experiment.add_argument("name", choices=("direction", "label_noise", "q_relation", "selection"))
     experiment.add_argument("--pairs", type=int, default=100, help="pairs per task (default 100)")
     experiment.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     experiment.add_argument("--group-sizes", type=int, nargs="+", default=[1, 5], help="default 1 5")
@@ -351,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--iteration", type=int, default=0, help="whose SFT model and samples (default 0)"
     )
     experiment.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    experiment.add_argument(
+        "--tag", help="write to data/experiments/NAME-TAG/ (keeps runs of other settings)"
+    )
     experiment.add_argument("--data", default="data", help="tables directory (default data)")
     experiment.set_defaults(func=cmd_experiment)
     return parser

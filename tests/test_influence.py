@@ -151,3 +151,39 @@ def test_crn_uses_the_same_seeds_for_warm_and_perturbed_adapters():
     assert (rows["val_episodes"] == 12).all()
     again = run(validation=crn).shard((0, 1)).filter(pl.col("estimator") == "finite_difference")
     assert rows.drop("seconds").equals(again.drop("seconds"))
+
+
+def test_first_turn_pairs_take_best_vs_worst_first_message_above_the_gap():
+    from dits.influence.experiments import first_turn_pairs
+
+    ex = TASK.examples("sft", 0, 1)[0]
+    tasks = pl.DataFrame(
+        {
+            "example_id": [ex.example_id],
+            "task": [TASK.name],
+            "family": [TASK.family],
+            "pool": ["sft"],
+            "question": [ex.question],
+            "context_alice": [ex.context[0]],
+            "context_bob": [ex.context[1]],
+            "answers": [list(ex.answers)],
+        }
+    )
+
+    def dialogue(i: int, text: str, reward: float) -> dict:
+        message = {"agent": "Alice", "text": text, "tokens": 3}
+        return {
+            "dialogue_id": f"d{i}",
+            "task": TASK.name,
+            "example_id": ex.example_id,
+            "messages": [message],
+            "reward": reward,
+        }
+
+    dialogues = pl.DataFrame(
+        [dialogue(0, "Alice: bad", -0.5), dialogue(1, "Alice: mid", 0.2), dialogue(2, "Alice: good", 0.9)]
+    )
+    (pair,) = first_turn_pairs(dialogues, tasks, TASK, gap=0.2, n=10).iter_rows(named=True)
+    assert (pair["chosen"], pair["rejected"], pair["q_chosen"]) == ("Alice: good", "Alice: bad", 0.9)
+    assert pair["prompt"][0]["role"] == "system" and len(pair["prompt"]) == 1
+    assert first_turn_pairs(dialogues, tasks, TASK, gap=1.5, n=10).is_empty()

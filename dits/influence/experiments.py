@@ -8,6 +8,8 @@
   its null distribution (labels permuted), Spearman with the number of swapped pairs.
 - ``q_relation``: Pearson r between group influence and the group's mean Q(chosen) in the
   pipeline's influence tables, beside the authors' |r| ≤ 0.1 (papers/dits.md §11).
+- ``selection``: DPO(k) trained on the pairs each ranking selects (influence at γ = 0 and 1, q,
+  random; same α), test score with paired differences against q.
 
 The experiments draw a larger pool of pairs than one iteration's search gives: per question of the
 iteration's SFT sampling pool, Alice's first message of its best-rewarded sampled dialogue
@@ -315,21 +317,86 @@ def q_relation(params: Params, profile: Profile) -> pl.DataFrame:
     )
 
 
+def selection(params: Params, profile: Profile) -> pl.DataFrame:
+    """DPO(k) trained on the Top-α pairs of each ranking, scored on the test pool; paired vs ``q``.
+
+    Reads the pipeline's pairs and influence tables of iteration k; each ranking trains its own
+    DPO model from SFT(k) with the ``dpo`` params, so only the selection differs.
+    """
+    from dits.evaluate import evaluate_model, mean_se
+    from dits.select import select_pairs
+    from dits.train.dpo import DPOSettings, train_dpo
+
+    k, s, d = profile.iteration, params.select, params.dpo
+    pairs, influence = read_table(DATA, "pairs", k), read_table(DATA, "influence", k)
+    tests = read_table(DATA, "tasks", 0).filter(pl.col("pool") == "test")
+    rankings = {
+        "influence γ=0": ("influence", 0.0),
+        "influence γ=1": ("influence", 1.0),
+        "q": ("q", 1.0),
+        "random": ("random", 1.0),
+    }
+    rows = []
+    for name in params.task.names:
+        task = get_task(name, params.seed)
+        examples = examples_from_frame(tests.filter(pl.col("task") == name))
+        task_pairs = pairs.filter(pl.col("task") == name)
+        scores = {}
+        for label, (by, gamma) in rankings.items():
+            chosen = select_pairs(
+                task_pairs, by, s.alpha, gamma, derive_seed(params.seed, "select", k), influence
+            )
+            rows_ = pair_rows(task_pairs.join(chosen.select("pair_id"), on="pair_id").sort("pair_id"))
+            model, tokenizer = load_model(sft_model(k, name))
+            if rows_:
+                settings = DPOSettings(
+                    d.beta, d.learning_rate, d.epochs, d.batch_size, d.max_length, params.seed
+                )
+                train_dpo(model, tokenizer, rows_, settings)
+            backend = HFBackend(model, tokenizer, params.backend.batch_size)
+            evals = evaluate_model(backend, task, examples, params, label).sort("example_id")
+            scores[label] = (evals["score"].to_numpy(), set(chosen["pair_id"]))
+        for label, (values, picked) in scores.items():
+            mean, se = mean_se(values.tolist())
+            diff, diff_se = mean_se((values - scores["q"][0]).tolist())
+            rows.append(
+                {
+                    "task": name,
+                    "iter": k,
+                    "ranking": label,
+                    "alpha": s.alpha,
+                    "pairs": task_pairs.height,
+                    "selected": len(picked),
+                    "overlap_with_q": len(picked & scores["q"][1]),
+                    "n": len(values),
+                    "score": mean,
+                    "score_se": se,
+                    "gain_over_q": diff,
+                    "gain_over_q_se": diff_se,
+                }
+            )
+            log(f"selection {name} {label}: {mean:.3f} ± {se:.3f}, vs q {diff:+.3f} ± {diff_se:.3f}")
+    return pl.DataFrame(rows)
+
+
 EXPERIMENTS: dict[str, Callable[[Params, Profile], pl.DataFrame]] = {
     "direction": direction,
     "label_noise": label_noise,
     "q_relation": q_relation,
+    "selection": selection,
 }
 
 
-def run_experiment(name: str, params: Params, profile: Profile, root: Path = DATA) -> Path:
-    """Run one experiment and write its table to ``data/experiments/NAME/results.parquet``."""
+def run_experiment(
+    name: str, params: Params, profile: Profile, root: Path = DATA, tag: str | None = None
+) -> Path:
+    """Run one experiment and write its table to ``data/experiments/NAME[-TAG]/results.parquet``."""
     from dits.errors import DitsError
 
     if name not in EXPERIMENTS:
         raise DitsError(f"experiment {name!r}: expected one of {', '.join(EXPERIMENTS)}")
     frame = EXPERIMENTS[name](params, profile)
-    out = Path(root) / "experiments" / name / "results.parquet"
+    out = Path(root) / "experiments" / (f"{name}-{tag}" if tag else name) / "results.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     frame.write_parquet(tmp)
