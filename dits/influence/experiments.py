@@ -6,8 +6,8 @@
 - ``label_noise``: swap chosen and rejected in a fraction of the pairs; how well does each
   estimator (and the q and random rankings) rank corrupted groups lowest? AUC with the spread of
   its null distribution (labels permuted), Spearman with the number of swapped pairs.
-- ``q_relation``: Pearson r between group influence and the group's mean Q(chosen) in the
-  pipeline's influence tables, beside the authors' |r| ≤ 0.1 (papers/dits.md §11).
+- ``q_relation``: Pearson r between group influence and the group's mean Q(chosen), in the
+  pipeline's influence tables and on a clean pool, beside the authors' |r| ≤ 0.1 (papers/dits.md §11).
 - ``selection``: DPO(k) trained on the pairs each ranking selects (influence at γ = 0 and 1, q,
   random; same α), test score with paired differences against q.
 
@@ -296,16 +296,53 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def q_relation(params: Params, profile: Profile) -> pl.DataFrame:
-    """Per iteration, task and estimator: Pearson r(group score, mean Q(chosen)) and F_val's spread."""
+    """Pearson r(group score, mean Q(chosen)) and F_val's spread, per source, task and estimator.
+
+    Source ``pipeline``: the influence tables of every iteration the pipeline has run (few groups
+    at the default sizes). Source ``pool``: a clean first-turn pool of ``profile.pairs`` pairs per
+    task scored at ``influence.group_size`` with greedy validation, so r rests on more groups.
+    """
     influence = read_table(DATA, "influence")
     pairs = read_table(DATA, "pairs").select("pair_id", "iter", "q_chosen")
-    groups = (
+    pipeline = (
         influence.join(pairs, on=["pair_id", "iter"])
         .group_by("iter", "task", "estimator", "group_id")
         .agg(pl.col("score").first(), pl.col("f_perturbed").first(), pl.col("q_chosen").mean())
+        .with_columns(source=pl.lit("pipeline"))
     )
+    pooled = []
+    for name in params.task.names:
+        task, pool, val = _inputs(params, profile, name)
+        seed = profile.seeds[0]
+        model, tokenizer = load_model(sft_model(profile.iteration, name))
+        run = InfluenceRun(
+            model,
+            tokenizer,
+            task,
+            pool,
+            val,
+            _settings(params, derive_seed(seed, "influence", name)),
+            _validation(params, "greedy", profile, derive_seed(seed, "validate", name)),
+            params.influence.group_size,
+            ("finite_difference", "grad_similarity"),
+            params.backend.batch_size,
+            lambda label, total, tag=f"q_relation {name}": bar(f"{tag} {label}", total),
+        )
+        q = run.pairs["q_chosen"].to_numpy()
+        group_q = pl.DataFrame(
+            {"group_id": range(len(run.groups)), "q_chosen": [float(q[g].mean()) for g in run.groups]},
+            schema_overrides={"group_id": pl.Int64},
+        )
+        scores = run.shard((0, 1)).unique(["estimator", "group_id"])
+        pooled.append(
+            scores.select("task", "estimator", "group_id", "score", "f_perturbed")
+            .with_columns(pl.col("group_id").cast(pl.Int64))
+            .join(group_q, on="group_id")
+            .with_columns(iter=pl.lit(profile.iteration, pl.Int64), source=pl.lit("pool"))
+        )
+    groups = pl.concat([pipeline, *pooled], how="diagonal_relaxed")
     return (
-        groups.group_by("iter", "task", "estimator")
+        groups.group_by("source", "iter", "task", "estimator")
         .agg(
             pl.len().alias("groups"),
             pl.corr("score", "q_chosen").alias("pearson_r"),
@@ -313,7 +350,7 @@ def q_relation(params: Params, profile: Profile) -> pl.DataFrame:
             pl.col("f_perturbed").mean().alias("f_val_mean"),
             pl.col("q_chosen").std().alias("q_sd"),
         )
-        .sort("iter", "task", "estimator")
+        .sort("source", "iter", "task", "estimator")
     )
 
 
