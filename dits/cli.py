@@ -132,7 +132,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         title="test metrics",
     )
     _print_search_counts(args.data)
-    _print_cost(args.data)
+    _print_cost(args.data, args.metrics)
     times = sorted(Path(args.metrics, "stages").glob("*.json"))
     if times:
         stage_rows = [(p.stem, f"{json.loads(p.read_text())['seconds']:.1f}") for p in times]
@@ -163,12 +163,14 @@ def _print_search_counts(data: str) -> None:
     _print_table(["iter", "task", "trees", "nodes", "pairs", "selected"], rows, title="search")
 
 
-def _print_cost(data: str) -> None:
-    """What data synthesis cost per iteration and task: the search beside the influence estimation.
+def _print_cost(data: str, metrics: str) -> None:
+    """What data synthesis cost per iteration: the search stage beside the influence stage.
 
-    Search seconds and tokens are those charged to the stored nodes; influence counts each group's
-    validation dialogues (finite_difference), and the share of validation episodes whose outcome a
-    step changed, the quantity that decides whether influence carries any signal.
+    Seconds are the stages' wall times of the last run (``metrics/stages``), setup included, so
+    the two are comparable; node tokens are the messages the search kept as tree nodes (its
+    rollouts generate more). Influence adds its validation tokens and the share of validation
+    episodes whose outcome a one-step perturbation changed, the quantity that decides whether
+    influence carries any signal.
     """
     from dits.store import connect
 
@@ -179,32 +181,32 @@ def _print_cost(data: str) -> None:
     rows = con.sql(
         """
         WITH search AS (
-            SELECT iter, task, sum(seconds) AS s_sec, sum(tokens) AS s_tok FROM nodes GROUP BY ALL
+            SELECT iter, sum(tokens) AS s_tok FROM nodes GROUP BY ALL
         ), groups AS (
-            SELECT DISTINCT iter, task, group_id, seconds, val_tokens, val_episodes, changed_episodes
+            SELECT DISTINCT iter, task, group_id, val_tokens, val_episodes, changed_episodes
             FROM influence WHERE estimator = 'finite_difference'
         ), influence AS (
-            SELECT iter, task, count(*) AS groups, sum(seconds) AS i_sec, sum(val_tokens) AS i_tok,
+            SELECT iter, count(*) AS groups, sum(val_tokens) AS i_tok,
                    sum(changed_episodes) / sum(val_episodes) AS changed
             FROM groups GROUP BY ALL
         )
-        SELECT iter, task, round(s_sec, 1), s_tok, groups, round(i_sec, 1), i_tok, round(changed, 4)
-        FROM search LEFT JOIN influence USING (iter, task) ORDER BY iter, task
+        SELECT iter, s_tok, groups, i_tok, round(changed, 4)
+        FROM search LEFT JOIN influence USING (iter) ORDER BY iter
         """
     ).fetchall()
+
+    def stage_seconds(stage: str) -> str:
+        path = Path(metrics, "stages", f"{stage}.json")
+        return f"{json.loads(path.read_text())['seconds']:.1f}" if path.exists() else ""
+
+    table = [
+        (k, stage_seconds(f"search@{k}"), tok, stage_seconds(f"influence@{k}"), groups, i_tok, changed)
+        for k, tok, groups, i_tok, changed in rows
+    ]
     _print_table(
-        [
-            "iter",
-            "task",
-            "search s",
-            "search tokens",
-            "groups",
-            "influence s",
-            "val tokens",
-            "episodes changed",
-        ],
-        rows,
-        title="cost of data synthesis",
+        ["iter", "search s", "node tokens", "influence s", "groups", "val tokens", "episodes changed"],
+        table,
+        title="cost of data synthesis (all tasks)",
     )
 
 

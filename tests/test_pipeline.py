@@ -161,6 +161,12 @@ def test_show_prints_the_results_table(repro: Path) -> None:
     out = _run(["dits", "show"], repro)
     assert out.returncode == 0, out.stderr
     assert "synthetic-exchange" in out.stdout and "sft" in out.stdout
+    cost = out.stdout[out.stdout.index("cost of data synthesis") :]
+    first_row = next(line for line in cost.splitlines() if line.startswith("│ 0"))
+    cells = [cell.strip() for cell in first_row.strip("│").split("│")]
+    # iter, search s, node tokens, influence s, groups, val tokens, episodes changed: all measured
+    assert len(cells) == 7 and all(cells), first_row
+    assert float(cells[1]) > 0 and float(cells[3]) > 0 and int(cells[5]) > 0
 
 
 @pytest.mark.slow

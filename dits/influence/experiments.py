@@ -8,8 +8,9 @@
   its null distribution (labels permuted), Spearman with the number of swapped pairs.
 - ``q_relation``: Pearson r between group influence and the group's mean Q(chosen), in the
   pipeline's influence tables and on a clean pool, beside the authors' |r| ≤ 0.1 (papers/dits.md §11).
-- ``selection``: DPO(k) trained on the pairs each ranking selects (influence at γ = 0 and 1, q,
-  random; same α), test score with paired differences against q.
+- ``selection``: DPO(k) trained on the pairs each ranking selects (influence at γ = 0 and 1,
+  grad_similarity, q, random; same α), on the pipeline's pairs and on a clean first-turn pool;
+  test score with paired differences against q.
 
 The experiments draw a larger pool of pairs than one iteration's search gives: per question of the
 iteration's SFT sampling pool, Alice's first message of its best-rewarded sampled dialogue
@@ -295,6 +296,27 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(pl.DataFrame({"a": a, "b": b}).select(pl.corr("a", "b", method="spearman")).item())
 
 
+def _pool_influence(params: Params, profile: Profile, name: str) -> tuple[InfluenceRun, pl.DataFrame]:
+    """Score a clean first-turn pool as the influence stage would (params' group size, greedy)."""
+    task, pool, val = _inputs(params, profile, name)
+    seed = profile.seeds[0]
+    model, tokenizer = load_model(sft_model(profile.iteration, name))
+    run = InfluenceRun(
+        model,
+        tokenizer,
+        task,
+        pool,
+        val,
+        _settings(params, derive_seed(seed, "influence", name)),
+        _validation(params, "greedy", profile, derive_seed(seed, "validate", name)),
+        params.influence.group_size,
+        ("finite_difference", "grad_similarity"),
+        params.backend.batch_size,
+        lambda label, total, tag=f"pool {name}": bar(f"{tag} {label}", total),
+    )
+    return run, run.shard((0, 1))
+
+
 def q_relation(params: Params, profile: Profile) -> pl.DataFrame:
     """Pearson r(group score, mean Q(chosen)) and F_val's spread, per source, task and estimator.
 
@@ -312,30 +334,15 @@ def q_relation(params: Params, profile: Profile) -> pl.DataFrame:
     )
     pooled = []
     for name in params.task.names:
-        task, pool, val = _inputs(params, profile, name)
-        seed = profile.seeds[0]
-        model, tokenizer = load_model(sft_model(profile.iteration, name))
-        run = InfluenceRun(
-            model,
-            tokenizer,
-            task,
-            pool,
-            val,
-            _settings(params, derive_seed(seed, "influence", name)),
-            _validation(params, "greedy", profile, derive_seed(seed, "validate", name)),
-            params.influence.group_size,
-            ("finite_difference", "grad_similarity"),
-            params.backend.batch_size,
-            lambda label, total, tag=f"q_relation {name}": bar(f"{tag} {label}", total),
-        )
+        run, scores = _pool_influence(params, profile, name)
         q = run.pairs["q_chosen"].to_numpy()
         group_q = pl.DataFrame(
             {"group_id": range(len(run.groups)), "q_chosen": [float(q[g].mean()) for g in run.groups]},
             schema_overrides={"group_id": pl.Int64},
         )
-        scores = run.shard((0, 1)).unique(["estimator", "group_id"])
         pooled.append(
-            scores.select("task", "estimator", "group_id", "score", "f_perturbed")
+            scores.unique(["estimator", "group_id"])
+            .select("task", "estimator", "group_id", "score", "f_perturbed")
             .with_columns(pl.col("group_id").cast(pl.Int64))
             .join(group_q, on="group_id")
             .with_columns(iter=pl.lit(profile.iteration, pl.Int64), source=pl.lit("pool"))
@@ -357,63 +364,82 @@ def q_relation(params: Params, profile: Profile) -> pl.DataFrame:
 def selection(params: Params, profile: Profile) -> pl.DataFrame:
     """DPO(k) trained on the Top-α pairs of each ranking, scored on the test pool; paired vs ``q``.
 
-    Reads the pipeline's pairs and influence tables of iteration k; each ranking trains its own
-    DPO model from SFT(k) with the ``dpo`` params, so only the selection differs.
+    Two sources of pairs: ``pipeline`` (iteration k's pairs and influence tables) and ``pool``
+    (a clean first-turn pool of ``profile.pairs`` pairs scored as the influence stage would,
+    since the default search yields only a handful of pairs per task). Each ranking trains its
+    own DPO model from SFT(k) with the ``dpo`` params, so only the selection differs.
     """
-    from dits.evaluate import evaluate_model, mean_se
-    from dits.select import select_pairs
-    from dits.train.dpo import DPOSettings, train_dpo
-
-    k, s, d = profile.iteration, params.select, params.dpo
-    pairs, influence = read_table(DATA, "pairs", k), read_table(DATA, "influence", k)
+    k = profile.iteration
     tests = read_table(DATA, "tasks", 0).filter(pl.col("pool") == "test")
-    rankings = {
-        "influence γ=0": ("influence", 0.0),
-        "influence γ=1": ("influence", 1.0),
-        "q": ("q", 1.0),
-        "random": ("random", 1.0),
-    }
+    pipeline_pairs, pipeline_influence = read_table(DATA, "pairs", k), read_table(DATA, "influence", k)
     rows = []
     for name in params.task.names:
         task = get_task(name, params.seed)
         examples = examples_from_frame(tests.filter(pl.col("task") == name))
-        task_pairs = pairs.filter(pl.col("task") == name)
-        scores = {}
-        for label, (by, gamma) in rankings.items():
-            chosen = select_pairs(
-                task_pairs, by, s.alpha, gamma, derive_seed(params.seed, "select", k), influence
-            )
-            rows_ = pair_rows(task_pairs.join(chosen.select("pair_id"), on="pair_id").sort("pair_id"))
-            model, tokenizer = load_model(sft_model(k, name))
-            if rows_:
-                settings = DPOSettings(
-                    d.beta, d.learning_rate, d.epochs, d.batch_size, d.max_length, params.seed
+        run, pool_influence = _pool_influence(params, profile, name)
+        sources = {
+            "pipeline": (pipeline_pairs.filter(pl.col("task") == name), pipeline_influence),
+            "pool": (run.pairs, pool_influence),
+        }
+        for source, (pairs, influence) in sources.items():
+            for row in _select_and_train(params, k, task, examples, pairs, influence):
+                rows.append({"source": source} | row)
+                log(
+                    f"selection {source} {name} {row['ranking']}: {row['score']:.3f} ± "
+                    f"{row['score_se']:.3f}, vs q {row['gain_over_q']:+.3f} ± {row['gain_over_q_se']:.3f}"
                 )
-                train_dpo(model, tokenizer, rows_, settings)
-            backend = HFBackend(model, tokenizer, params.backend.batch_size)
-            evals = evaluate_model(backend, task, examples, params, label).sort("example_id")
-            scores[label] = (evals["score"].to_numpy(), set(chosen["pair_id"]))
-        for label, (values, picked) in scores.items():
-            mean, se = mean_se(values.tolist())
-            diff, diff_se = mean_se((values - scores["q"][0]).tolist())
-            rows.append(
-                {
-                    "task": name,
-                    "iter": k,
-                    "ranking": label,
-                    "alpha": s.alpha,
-                    "pairs": task_pairs.height,
-                    "selected": len(picked),
-                    "overlap_with_q": len(picked & scores["q"][1]),
-                    "n": len(values),
-                    "score": mean,
-                    "score_se": se,
-                    "gain_over_q": diff,
-                    "gain_over_q_se": diff_se,
-                }
-            )
-            log(f"selection {name} {label}: {mean:.3f} ± {se:.3f}, vs q {diff:+.3f} ± {diff_se:.3f}")
     return pl.DataFrame(rows)
+
+
+RANKINGS = {  # label: (select.by, γ, estimator)
+    "influence γ=0": ("influence", 0.0, "finite_difference"),
+    "influence γ=1": ("influence", 1.0, "finite_difference"),
+    "grad_similarity γ=0": ("influence", 0.0, "grad_similarity"),
+    "q": ("q", 1.0, "finite_difference"),
+    "random": ("random", 1.0, "finite_difference"),
+}
+
+
+def _select_and_train(params: Params, k: int, task: Task, examples, pairs, influence) -> list[dict]:
+    """One DPO(k) per ranking of ``pairs`` (one task), test scores paired against ``q``."""
+    from dits.evaluate import evaluate_model, mean_se
+    from dits.select import select_pairs
+    from dits.train.dpo import DPOSettings, train_dpo
+
+    s, d = params.select, params.dpo
+    scores = {}
+    for label, (by, gamma, estimator) in RANKINGS.items():
+        seed = derive_seed(params.seed, "select", k)
+        chosen = select_pairs(pairs, by, s.alpha, gamma, seed, influence, estimator)
+        rows = pair_rows(pairs.join(chosen.select("pair_id"), on="pair_id").sort("pair_id"))
+        model, tokenizer = load_model(sft_model(k, task.name))
+        if rows:
+            settings = DPOSettings(d.beta, d.learning_rate, d.epochs, d.batch_size, d.max_length, params.seed)
+            train_dpo(model, tokenizer, rows, settings)
+        backend = HFBackend(model, tokenizer, params.backend.batch_size)
+        evals = evaluate_model(backend, task, examples, params, label).sort("example_id")
+        scores[label] = (evals["score"].to_numpy(), set(chosen["pair_id"]))
+    out = []
+    for label, (values, picked) in scores.items():
+        mean, se = mean_se(values.tolist())
+        diff, diff_se = mean_se((values - scores["q"][0]).tolist())
+        out.append(
+            {
+                "task": task.name,
+                "iter": k,
+                "ranking": label,
+                "alpha": s.alpha,
+                "pairs": pairs.height,
+                "selected": len(picked),
+                "overlap_with_q": len(picked & scores["q"][1]),
+                "n": len(values),
+                "score": mean,
+                "score_se": se,
+                "gain_over_q": diff,
+                "gain_over_q_se": diff_se,
+            }
+        )
+    return out
 
 
 EXPERIMENTS: dict[str, Callable[[Params, Profile], pl.DataFrame]] = {
