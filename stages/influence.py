@@ -32,18 +32,7 @@ def influence_run(params: Params, k: int, name: str, pairs: pl.DataFrame, val: p
     """Warm up θ* for one task and validate it; the groups' steps come per shard."""
     p = params.influence
     model, tokenizer = load_model(sft_model(k, name))
-    settings = PerturbSettings(
-        p.r,
-        p.lora_alpha,
-        p.lora_dropout,
-        p.warmup_steps,
-        p.warmup_batch,
-        p.warmup_lr,
-        p.step_lr,
-        p.beta,
-        p.max_length,
-        derive_seed(params.seed, "influence", k, name),
-    )
+    settings = PerturbSettings.from_params(p, derive_seed(params.seed, "influence", k, name))
     validation = ValidationSettings(
         p.decoding,
         p.crn_seeds,

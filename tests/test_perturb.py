@@ -115,3 +115,13 @@ def test_a_group_step_does_not_depend_on_earlier_steps(tokenizer):
     perturbation.step([7, 8])
     again, _ = perturbation.step([4, 5])
     assert all(torch.equal(first[name], again[name]) for name in first)
+
+
+def test_settings_from_params_take_every_knob_of_the_influence_section():
+    from dits.config import InfluenceParams
+
+    section = InfluenceParams(r=16, lora_alpha=4.0, warmup_steps=7, step_lr=3e-3, max_length=128)
+    got = PerturbSettings.from_params(section, seed=11, step_lr=1e-2)
+    assert (got.r, got.lora_alpha, got.warmup_steps, got.max_length, got.seed) == (16, 4.0, 7, 128, 11)
+    assert got.step_lr == 1e-2  # an override wins over the section
+    assert got.warmup_lr == section.warmup_lr and got.beta == section.beta

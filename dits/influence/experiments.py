@@ -33,6 +33,7 @@ import polars as pl
 from dits.backends.hf import HFBackend, load_model
 from dits.config import Params
 from dits.dialogue import Dialogue
+from dits.errors import DitsError
 from dits.influence.estimators import ValidationSettings, episodes, reference_chats, sft_loss, validate
 from dits.influence.perturb import Perturbation, PerturbSettings
 from dits.influence.score import InfluenceRun
@@ -74,6 +75,8 @@ def first_turn_pairs(
         chosen, rejected = best["messages"][0]["text"], worst["messages"][0]["text"]
         if chosen == rejected:
             continue
+        if example_id not in examples:
+            raise DitsError(f"dialogues: example_id {example_id} ({task.name}) is not in the tasks table")
         prompt = Dialogue(examples[example_id], task.family, seed=0).view("Alice")
         rows.append(
             {
@@ -120,20 +123,7 @@ def null_sd(scores: np.ndarray, corrupted: np.ndarray, seed: int, draws: int = 5
 
 
 def _settings(params: Params, seed: int, **overrides) -> PerturbSettings:
-    p = params.influence
-    base = PerturbSettings(
-        p.r,
-        p.lora_alpha,
-        p.lora_dropout,
-        p.warmup_steps,
-        p.warmup_batch,
-        p.warmup_lr,
-        p.step_lr,
-        p.beta,
-        p.max_length,
-        seed,
-    )
-    return dataclasses.replace(base, **overrides)
+    return PerturbSettings.from_params(params.influence, seed, **overrides)
 
 
 def _validation(params: Params, decoding: str, profile: Profile, seed: int) -> ValidationSettings:
@@ -150,7 +140,7 @@ def _validation(params: Params, decoding: str, profile: Profile, seed: int) -> V
 def _inputs(params: Params, profile: Profile, name: str):
     k = profile.iteration
     task = get_task(name, params.seed)
-    tasks = read_table(DATA, "tasks", 0)
+    tasks = read_table(DATA, "tasks")  # each iteration draws its own SFT questions
     pool = first_turn_pairs(read_table(DATA, "dialogues", k), tasks, task, params.pairs.gap, profile.pairs)
     val = tasks.filter((pl.col("pool") == "val") & (pl.col("task") == name)).sort("example_id")
     return task, pool, examples_from_frame(val)[: profile.val_episodes]
@@ -454,8 +444,6 @@ def run_experiment(
     name: str, params: Params, profile: Profile, root: Path = DATA, tag: str | None = None
 ) -> Path:
     """Run one experiment and write its table to ``data/experiments/NAME[-TAG]/results.parquet``."""
-    from dits.errors import DitsError
-
     if name not in EXPERIMENTS:
         raise DitsError(f"experiment {name!r}: expected one of {', '.join(EXPERIMENTS)}")
     frame = EXPERIMENTS[name](params, profile)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -40,6 +40,12 @@ class PerturbSettings:
     beta: float
     max_length: int
     seed: int
+
+    @classmethod
+    def from_params(cls, influence, seed: int, **overrides) -> PerturbSettings:
+        """The knobs of the ``influence`` params section (same names), with this run's seed."""
+        knobs = {f.name: getattr(influence, f.name) for f in fields(cls) if f.name != "seed"}
+        return cls(**(knobs | {"seed": seed} | overrides))
 
 
 @dataclass(frozen=True)
