@@ -111,7 +111,7 @@ def test_repro_writes_tables_queryable_with_sql(repro: Path) -> None:
         [
             "dits",
             "sql",
-            "SELECT iter, count(*) AS n, avg(reward) AS r FROM dialogues GROUP BY iter",
+            "SELECT iter, count(*) AS n, avg(reward) AS r FROM dialogues GROUP BY iter ORDER BY iter",
             "--format",
             "json",
         ],
