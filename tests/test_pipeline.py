@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -205,3 +206,14 @@ def test_influence_resumes_from_finished_parts_with_identical_tables(repro: Path
     assert _table_hashes(repro) == before
     rows = _run(["dits", "sql", "SELECT count(*) FROM influence WHERE iter = 0", "--format", "csv"], repro)
     assert int(rows.stdout.splitlines()[1]) > 0
+
+
+@pytest.mark.slow
+def test_experiment_q_relation_scores_the_pipeline_and_a_first_turn_pool(repro: Path) -> None:
+    out = _run(["dits", "experiment", "q_relation", "--pairs", "6", "--val", "2", "--seeds", "1"], repro)
+    assert out.returncode == 0, out.stderr[-2000:]
+    table = pl.read_parquet(repro / "data" / "experiments" / "q_relation" / "results.parquet")
+    assert set(table["source"]) == {"pipeline", "pool"}
+    pool = table.filter(pl.col("source") == "pool")
+    assert set(pool["estimator"]) == {"finite_difference", "grad_similarity"}
+    assert (pool["groups"] > 0).all()

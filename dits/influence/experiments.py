@@ -43,6 +43,7 @@ from dits.seeds import content_id, derive_seed
 from dits.stage import DATA, sft_model
 from dits.store import read_table
 from dits.tasks import Task, get_task
+from dits.tasks.base import Example
 from dits.train.dpo import pair_rows
 
 
@@ -390,7 +391,14 @@ RANKINGS = {  # label: (select.by, γ, estimator)
 }
 
 
-def _select_and_train(params: Params, k: int, task: Task, examples, pairs, influence) -> list[dict]:
+def _select_and_train(
+    params: Params,
+    k: int,
+    task: Task,
+    examples: list[Example],
+    pairs: pl.DataFrame,
+    influence: pl.DataFrame,
+) -> list[dict]:
     """One DPO(k) per ranking of ``pairs`` (one task), test scores paired against ``q``."""
     from dits.evaluate import evaluate_model, mean_se
     from dits.select import select_pairs
