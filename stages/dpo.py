@@ -14,7 +14,6 @@ from dits.train.dpo import DPOSettings, pair_rows, train_dpo
 
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:
     setup(params)
-    d = params.dpo
     with clock(f"dpo@{k}"):
         selected = read_table(DATA, "selected", k).select("pair_id")
         pairs = read_table(DATA, "pairs", k).join(selected, on="pair_id")
@@ -24,10 +23,7 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
             model, tokenizer = load_model(sft_model(k, name))
             losses: list[dict] = []
             if rows:
-                settings = DPOSettings(
-                    d.beta, d.learning_rate, d.epochs, d.batch_size, d.max_length, params.seed
-                )
-                train_dpo(model, tokenizer, rows, settings, losses)
+                train_dpo(model, tokenizer, rows, DPOSettings.from_params(params.dpo, params.seed), losses)
             else:
                 log(f"dpo@{k} {name}: no selected pairs, DPO({k}) = SFT({k})")
             save_model(model, tokenizer, dpo_model(k, name))

@@ -238,15 +238,13 @@ def label_noise(params: Params, profile: Profile) -> pl.DataFrame:
                         ),
                     )
                     scores = run.shard((0, 1)).unique(["estimator", "group_id"]).sort("group_id")
-                    swapped = run.pairs["swapped"].to_numpy()
-                    n_swapped = np.array([swapped[g].sum() for g in run.groups])
-                    q = run.pairs["q_chosen"].to_numpy()
+                    n_swapped = run.group_values("swapped", "sum")
                     rankings: dict[str, np.ndarray] = {
                         f"{e}/{decoding}": scores.filter(pl.col("estimator") == e)["score"].to_numpy()
                         for e in estimators
                     }
                     if decoding == "greedy":
-                        rankings["q"] = np.array([q[g].mean() for g in run.groups])
+                        rankings["q"] = run.group_values("q_chosen")
                         rankings["random"] = np.random.default_rng(derive_seed(seed, "random")).random(
                             len(run.groups)
                         )
@@ -326,9 +324,8 @@ def q_relation(params: Params, profile: Profile) -> pl.DataFrame:
     pooled = []
     for name in params.task.names:
         run, scores = _pool_influence(params, profile, name)
-        q = run.pairs["q_chosen"].to_numpy()
         group_q = pl.DataFrame(
-            {"group_id": range(len(run.groups)), "q_chosen": [float(q[g].mean()) for g in run.groups]},
+            {"group_id": range(len(run.groups)), "q_chosen": run.group_values("q_chosen")},
             schema_overrides={"group_id": pl.Int64},
         )
         pooled.append(
@@ -404,19 +401,21 @@ def _select_and_train(
     from dits.select import select_pairs
     from dits.train.dpo import DPOSettings, train_dpo
 
-    s, d = params.select, params.dpo
-    scores = {}
+    s = params.select
+    seed = derive_seed(params.seed, "select", k)
+    scores, trained = {}, {}  # trained: test scores per selected set (rankings often agree)
     for label, (by, gamma, estimator) in RANKINGS.items():
-        seed = derive_seed(params.seed, "select", k)
         chosen = select_pairs(pairs, by, s.alpha, gamma, seed, influence, estimator)
-        rows = pair_rows(pairs.join(chosen.select("pair_id"), on="pair_id").sort("pair_id"))
-        model, tokenizer = load_model(sft_model(k, task.name))
-        if rows:
-            settings = DPOSettings(d.beta, d.learning_rate, d.epochs, d.batch_size, d.max_length, params.seed)
-            train_dpo(model, tokenizer, rows, settings)
-        backend = HFBackend(model, tokenizer, params.backend.batch_size)
-        evals = evaluate_model(backend, task, examples, params, label).sort("example_id")
-        scores[label] = (evals["score"].to_numpy(), set(chosen["pair_id"]))
+        picked = frozenset(chosen["pair_id"])
+        if picked not in trained:
+            rows = pair_rows(pairs.filter(pl.col("pair_id").is_in(list(picked))).sort("pair_id"))
+            model, tokenizer = load_model(sft_model(k, task.name))
+            if rows:
+                train_dpo(model, tokenizer, rows, DPOSettings.from_params(params.dpo, params.seed))
+            backend = HFBackend(model, tokenizer, params.backend.batch_size)
+            evals = evaluate_model(backend, task, examples, params, label).sort("example_id")
+            trained[picked] = evals["score"].to_numpy()
+        scores[label] = (trained[picked], set(picked))
     out = []
     for label, (values, picked) in scores.items():
         mean, se = mean_se(values.tolist())

@@ -18,12 +18,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from dits.influence.stack import LoRAState, load_lora_state, lora_state
+
+if TYPE_CHECKING:
+    from dits.config import InfluenceParams
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -42,7 +46,7 @@ class PerturbSettings:
     seed: int
 
     @classmethod
-    def from_params(cls, influence, seed: int, **overrides) -> PerturbSettings:
+    def from_params(cls, influence: InfluenceParams, seed: int, **overrides) -> PerturbSettings:
         """The knobs of the ``influence`` params section (same names), with this run's seed."""
         knobs = {f.name: getattr(influence, f.name) for f in fields(cls) if f.name != "seed"}
         return cls(**(knobs | {"seed": seed} | overrides))

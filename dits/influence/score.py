@@ -88,6 +88,11 @@ class InfluenceRun:
         with self.progress(f"validate {label}", n) as advance:
             return validate(backend, self.task, self.episodes, adapters, self.validation, advance)
 
+    def group_values(self, column: str, reduce: str = "mean") -> np.ndarray:
+        """Per group g (in ``self.groups`` order), ``reduce`` of the pairs' ``column``: mean Q, swaps…"""
+        values = self.pairs[column].to_numpy()
+        return np.array([getattr(values[g], reduce)() for g in self.groups])
+
     def shard(self, shard: tuple[int, int]) -> pl.DataFrame:
         """Return the influence rows of the groups ``g`` with ``g % N == I`` (every estimator)."""
         i, n = shard

@@ -10,8 +10,12 @@ from __future__ import annotations
 import copy
 import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from dits.config import DPOParams
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,11 @@ class DPOSettings:
     batch_size: int
     max_length: int
     seed: int = 0
+
+    @classmethod
+    def from_params(cls, dpo: DPOParams, seed: int) -> DPOSettings:
+        """The ``dpo`` params section's knobs (same names), with the run's seed."""
+        return cls(dpo.beta, dpo.learning_rate, dpo.epochs, dpo.batch_size, dpo.max_length, seed)
 
 
 def pair_rows(pairs) -> list[dict]:
