@@ -6,7 +6,9 @@ All three paths start from the same warm-up adapter θ* and score the same group
 greedy validation episodes; only the per-group work is timed (groups per second):
 
 - project: one PEFT model; per group one fresh-AdamW step on copied LoRA tensors; then every
-  perturbed adapter validated in one lockstep batch through the adapter stack (DESIGN §7);
+  perturbed adapter checked against θ*'s greedy dialogues by replay (one forward pass per agent),
+  and the episodes that differ decoded in one lockstep batch through the adapter stack (DESIGN §7);
+- stacked: the same without replay: every episode of every adapter decoded in the lockstep batch;
 - lean: the same steps, each adapter validated alone (its tensors copied into the PEFT model);
 - authors: per group, θ* reloaded from disk, a fresh TRL ``DPOTrainer`` takes one step, the adapter
   is saved, reloaded into a fresh model and validated alone (papers/dits.md §6, "what the code does").
@@ -80,12 +82,16 @@ def run_path(args: argparse.Namespace) -> dict:
     stacked = HFBackend(
         perturbation.model, tokenizer, 128, AdapterStack(perturbation.model, [perturbation.warm])
     )
-    warm = validate(stacked, task, val, [0], validation).scores[0]
+    warm_validation = validate(stacked, task, val, [0], validation)
+    warm = warm_validation.scores[0]
     start = time.perf_counter()
-    if args.path == "project":
+    replayed = 0
+    if args.path in ("project", "stacked"):
         states = [perturbation.step(group)[0] for group in groups]
         backend = HFBackend(perturbation.model, tokenizer, 128, AdapterStack(perturbation.model, states))
-        scores = validate(backend, task, val, list(range(len(states))), validation).scores
+        draft = warm_validation.dialogues if args.path == "project" else None
+        result = validate(backend, task, val, list(range(len(states))), validation, draft=draft)
+        scores, replayed = result.scores, result.replayed
     elif args.path == "lean":
         backend, scores = HFBackend(perturbation.model, tokenizer, 128), []
         for group in groups:
@@ -104,6 +110,7 @@ def run_path(args: argparse.Namespace) -> dict:
         "f_warm": float(warm.mean()),
         "f_val": f_val,
         "changed": int(sum(int((s != warm).sum()) for s in scores)),
+        "replayed": replayed,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -172,7 +179,7 @@ def main() -> None:
     parser.add_argument("--step-lr", type=float, default=1e-3)
     parser.add_argument("--warmup-steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--path", choices=("project", "lean", "authors"), help=argparse.SUPPRESS)
+    parser.add_argument("--path", choices=("project", "stacked", "lean", "authors"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.path:
         print(json.dumps(run_path(args)))
@@ -181,6 +188,7 @@ def main() -> None:
     for label, path in (
         ("project", "project"),
         ("project again", "project"),
+        ("stacked", "stacked"),
         ("lean", "lean"),
         ("authors", "authors"),
     ):
@@ -189,21 +197,24 @@ def main() -> None:
         results[label] = json.loads(out)
     print(
         f"{'path':<14} {'groups':>6} {'seconds':>8} {'groups/s':>9} {'peak MB':>8} {'episodes changed':>17}"
+        f" {'replayed':>9}"
     )
     for label, r in results.items():
         rate = r["groups"] / r["seconds"]
         row = f"{label:<14} {r['groups']:>6} {r['seconds']:>8.2f} {rate:>9.3f}"
-        print(f"{row} {r['peak_rss_mb']:>8.0f} {r['changed']:>17}")
+        print(f"{row} {r['peak_rss_mb']:>8.0f} {r['changed']:>17} {r['replayed']:>9}")
     project = results["project"]["f_val"]
     print(f"F_val(θ*) = {results['project']['f_warm']:.3f}")
     print(f"F_val per group (project): {[round(f, 3) for f in project]}")
     same = project == results["project again"]["f_val"]
     print(f"project bit-identical with itself: {same}")
-    for other in ("lean", "authors"):
+    for other in ("stacked", "lean", "authors"):
         agree = sum(a == b for a, b in zip(project, results[other]["f_val"], strict=True)) / len(project)
         print(f"F_val agreement project vs {other}: {agree:.2f} of {len(project)} groups")
-    print(f"ratio vs lean: {results['lean']['seconds'] / results['project']['seconds']:.2f}")
-    print(f"ratio: {results['authors']['seconds'] / results['project']['seconds']:.2f}")
+    seconds = {label: r["seconds"] for label, r in results.items()}
+    print(f"ratio vs stacked (replay's own gain): {seconds['stacked'] / seconds['project']:.2f}")
+    print(f"ratio vs lean: {seconds['lean'] / seconds['project']:.2f}")
+    print(f"ratio: {seconds['authors'] / seconds['project']:.2f}")
 
 
 if __name__ == "__main__":

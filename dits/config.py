@@ -103,13 +103,13 @@ class FamilyReward:
     lambda_token: float = param(
         -0.6, "λ1, weight of tokens/T_max (negative)", paper="-0.6 IE, -0.4 math, -0.5 ARC", max=0.0
     )
-    lambda_loss: float = param(0.1, "λ2, weight of 1/L_max", paper="1.0 IE/MMLU, 0.9 math, 0.6 ARC", min=0.0)
+    lambda_loss: float = param(1.0, "λ2, weight of 1/L_max", paper="1.0 IE/MMLU, 0.9 math, 0.6 ARC", min=0.0)
 
 
 @dataclass(frozen=True)
 class RewardParams:
     exchange: FamilyReward = param(FamilyReward(), "λ for information-exchange tasks")
-    debate: FamilyReward = param(FamilyReward(), "λ for debate tasks")
+    debate: FamilyReward = param(FamilyReward(-0.4, 0.9), "λ for debate tasks (the paper's math values)")
     token_floor: int = param(8, "token term := -1 at or below this many tokens", paper="40 (Llama-3)", min=0)
     token_cap: int = param(400, "loss term := -1 above this many tokens", paper="2000 (5000 MATH)", min=1)
 
@@ -196,6 +196,11 @@ class InfluenceParams:
     )
     crn_seeds: int = param(4, "S: sampled episodes per question under decoding: crn", min=1)
     crn_temperature: float = param(0.7, "sampling temperature under decoding: crn", min=0.0)
+    replay: bool = param(
+        True,
+        "greedy only: take a θ_g episode from θ*'s dialogue when one forward pass shows it would "
+        "repeat it token for token; decode only the others",
+    )
     estimators: list[str] = param(
         ["finite_difference", "grad_similarity"], "estimators the stage computes (select.estimator reads one)"
     )
@@ -310,7 +315,20 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return params
 
 
-def _build(cls: type, raw: Any, file: str, prefix: str) -> Any:
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def _build(cls: type, raw: Any, file: str, prefix: str, default: Any = None) -> Any:
+    """Build ``cls`` from a mapping; a key it lacks keeps ``default``'s value (else the field's).
+
+    The default instance matters for sections whose defaults differ per field of the parent, such
+    as the debate λ of ``reward``: a partial ``reward.debate`` keeps the debate values.
+    """
     if not isinstance(raw, dict):
         raise DitsError(f"{file}: {prefix.rstrip('.') or 'top level'} = {raw!r}: must be a mapping")
     hints = typing.get_type_hints(cls)
@@ -320,10 +338,13 @@ def _build(cls: type, raw: Any, file: str, prefix: str) -> Any:
             raise DitsError(f"{file}: {prefix}{key}: unknown key; allowed: {', '.join(fields)}")
     values = {}
     for name, f in fields.items():
-        if name in raw:
+        fallback = getattr(default, name) if default is not None else _field_default(f)
+        if name in raw and dataclasses.is_dataclass(hints[name]):
+            values[name] = _build(hints[name], raw[name], file, prefix + name + ".", fallback)
+        elif name in raw:
             values[name] = _convert(hints[name], raw[name], f.metadata, file, prefix + name)
-        elif dataclasses.is_dataclass(hints[name]):
-            values[name] = _build(hints[name], {}, file, prefix + name + ".")
+        elif fallback is not dataclasses.MISSING:
+            values[name] = fallback
     return cls(**values)
 
 

@@ -40,6 +40,7 @@ def influence_run(params: Params, k: int, name: str, pairs: pl.DataFrame, val: p
         params.evaluate.max_new_tokens,
         params.sample.max_messages,
         derive_seed(params.seed, "validate", name),
+        p.replay,
     )
     examples = examples_from_frame(val.filter(pl.col("task") == name).sort("example_id"))[: p.val_episodes]
 
@@ -97,6 +98,7 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
             write_json(work / f"{name}.json", run.summary())
             for i in missing:
                 write_part(work / f"{name}-{i}.parquet", "influence", run.shard((i, n)))
+            log(f"influence@{k} {name}: {run.replayed} perturbed episodes replayed from θ*, not decoded")
         report = {name: json.loads((work / f"{name}.json").read_text()) for name in params.task.names}
         for name, summary in report.items():
             log(f"influence@{k} {name}: {summary}")

@@ -147,3 +147,9 @@ def test_params_yaml_comments_every_key_with_its_help():
     lines = [line for line in params_yaml().splitlines() if not line.lstrip().startswith("- ")]
     assert all("  # " in line for line in lines)
     assert "learning_rate: 0.0005  # peak learning rate (paper: 2e-5 IE, 1e-6 math)" in params_yaml()
+
+
+def test_a_partial_section_keeps_its_own_defaults_not_the_class_defaults(tmp_path):
+    params = load_params(write(tmp_path, "reward:\n  debate:\n    lambda_token: -0.3\n"))
+    assert params.reward.debate == type(params.reward.debate)(lambda_token=-0.3, lambda_loss=0.9)
+    assert params.reward.exchange == Params().reward.exchange

@@ -187,3 +187,33 @@ def test_first_turn_pairs_take_best_vs_worst_first_message_above_the_gap():
     assert (pair["chosen"], pair["rejected"], pair["q_chosen"]) == ("Alice: good", "Alice: bad", 0.9)
     assert pair["prompt"][0]["role"] == "system" and len(pair["prompt"]) == 1
     assert first_turn_pairs(dialogues, tasks, TASK, gap=1.5, n=10).is_empty()
+
+
+def test_greedy_replay_gives_the_dialogues_that_decoding_gives(one_run):
+    states = [one_run.perturbation.step(g)[0] for g in one_run.groups]
+    adapters = list(range(len(states)))
+    decoded = one_run._validate(states, adapters, "decoded")
+    replayed = one_run._validate(states, adapters, "replayed", draft=one_run.warm_dialogues)
+    assert decoded.replayed == 0 and 0 < replayed.replayed < len(replayed.dialogues)
+    assert [d.messages for d in replayed.dialogues] == [d.messages for d in decoded.dialogues]
+    assert np.array_equal(replayed.scores, decoded.scores)
+    assert np.array_equal(replayed.tokens, decoded.tokens)
+
+
+def test_replay_finds_the_first_message_that_differs(one_run):
+    from dataclasses import replace
+
+    from dits.backends.hf import HFBackend
+    from dits.influence.replay import first_divergence
+    from dits.influence.stack import AdapterStack
+
+    model = one_run.perturbation.model
+    backend = HFBackend(model, one_run.tokenizer, 64, AdapterStack(model, [one_run.perturbation.warm]))
+    drafts = one_run.warm_dialogues
+    own = first_divergence(backend, drafts, [0])[0]
+    assert own == [len(d.messages) - 1 if d.stop_reason == "too_long" else None for d in drafts]
+    draft = next(d for d in drafts if len(d.messages) >= 2 and d.stop_reason != "too_long")
+    messages = [dict(m) for m in draft.messages]
+    messages[1]["text"] = messages[1]["text"] + " indeed"
+    messages[1]["tokens"] = backend.count_tokens([messages[1]["text"]])[0]
+    assert first_divergence(backend, [replace(draft, messages=messages)], [0])[0] == [1]

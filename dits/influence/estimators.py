@@ -14,6 +14,7 @@ isolates the step and not the dice.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ import torch
 
 from dits.backends.base import Backend, Chat, Sampling
 from dits.dialogue import AGENTS, Dialogue, play
+from dits.influence.replay import first_divergence, resume
 from dits.seeds import derive_seed
 from dits.tasks import Example, Task
 
@@ -34,6 +36,7 @@ class ValidationSettings:
     max_new_tokens: int
     max_messages: int
     seed: int
+    replay: bool = True  # greedy only: replay θ*'s dialogues, decode only those that differ
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Validation:
     scores: np.ndarray
     tokens: np.ndarray
     dialogues: list[Dialogue]
+    replayed: int = 0  # dialogues taken from θ*'s by greedy replay, not decoded
 
 
 def episodes(examples: Sequence[Example], settings: ValidationSettings) -> list[tuple[Example, int]]:
@@ -62,17 +66,40 @@ def validate(
     adapters: Sequence[int | None],
     settings: ValidationSettings,
     progress: Callable[[int], None] | None = None,
+    draft: Sequence[Dialogue] | None = None,
 ) -> Validation:
-    """Play every episode once per adapter, all adapters' dialogues in lockstep (one call per turn)."""
-    dialogues = [
-        Dialogue(ex, task.family, seed=seed, adapter=adapter)
-        for adapter in adapters
-        for ex, seed in episode_list
-    ]
-    temperature = 0.0 if settings.decoding == "greedy" else settings.temperature
+    """Play every episode once per adapter, all adapters' dialogues in lockstep (one call per turn).
+
+    ``draft`` holds θ*'s greedy dialogue of each episode: with ``settings.replay`` under greedy
+    decoding, an adapter's episode that would repeat θ*'s dialogue token for token is taken from it,
+    and only the others are decoded, from their first differing message (``dits.influence.replay``).
+    """
+    greedy = settings.decoding == "greedy"
+    if draft is not None and greedy and settings.replay and adapters:
+        if None in adapters:
+            raise ValueError("validate: replay checks perturbed adapters only (got adapter None)")
+        divergence = first_divergence(backend, draft, adapters)
+    else:
+        divergence = [[0] * len(episode_list) for _ in adapters]
+    dialogues, to_play = [], []
+    for adapter, firsts in zip(adapters, divergence, strict=True):
+        for (ex, seed), first, known in zip(episode_list, firsts, draft or [None] * len(firsts), strict=True):
+            if first is None:
+                dialogues.append(dataclasses.replace(known, adapter=adapter, messages=list(known.messages)))
+            else:
+                fresh = known is None
+                dialogues.append(
+                    Dialogue(ex, task.family, seed=seed, adapter=adapter)
+                    if fresh
+                    else resume(known, first, adapter, settings.max_messages)
+                )
+                to_play.append(dialogues[-1])
+    if progress is not None and len(to_play) < len(dialogues):
+        progress(len(dialogues) - len(to_play))
+    temperature = 0.0 if greedy else settings.temperature
     play(
         backend,
-        dialogues,
+        to_play,
         Sampling(temperature, 1.0, settings.max_new_tokens),
         settings.max_messages,
         progress,
@@ -80,7 +107,7 @@ def validate(
     shape = (len(adapters), len(episode_list))
     scores = np.array([task.score(d.answer or "", d.example) for d in dialogues]).reshape(shape)
     tokens = np.array([d.tokens for d in dialogues]).reshape(shape)
-    return Validation(scores, tokens, dialogues)
+    return Validation(scores, tokens, dialogues, replayed=len(dialogues) - len(to_play))
 
 
 @dataclass(frozen=True)

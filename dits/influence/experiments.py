@@ -135,6 +135,7 @@ def _validation(params: Params, decoding: str, profile: Profile, seed: int) -> V
         params.evaluate.max_new_tokens,
         params.sample.max_messages,
         seed,
+        params.influence.replay,
     )
 
 

@@ -68,6 +68,8 @@ class InfluenceRun:
         # The SFT model (adapter off) gives the reference set; θ* the baseline of the difference.
         base = self._validate([self.perturbation.warm], [None, 0], "θ* and SFT")
         self.sft_scores, self.warm_scores = base.scores[0], base.scores[1]
+        self.warm_dialogues = base.dialogues[len(self.episodes) :]  # the draft of greedy replay
+        self.replayed = 0
         self.reference = None
         self.reference_chats = 0
         if "grad_similarity" in self.estimators:
@@ -77,7 +79,7 @@ class InfluenceRun:
                 self.reference = sft_gradient(self.perturbation.model, tokenizer, chats)
         self.seconds = time.perf_counter() - start
 
-    def _validate(self, states, adapters, label: str) -> Validation:
+    def _validate(self, states, adapters, label: str, draft=None) -> Validation:
         backend = HFBackend(
             self.perturbation.model,
             self.tokenizer,
@@ -86,7 +88,7 @@ class InfluenceRun:
         )
         n = len(adapters) * len(self.episodes)
         with self.progress(f"validate {label}", n) as advance:
-            return validate(backend, self.task, self.episodes, adapters, self.validation, advance)
+            return validate(backend, self.task, self.episodes, adapters, self.validation, advance, draft)
 
     def group_values(self, column: str, reduce: str = "mean") -> np.ndarray:
         """Per group g (in ``self.groups`` order), ``reduce`` of the pairs' ``column``: mean Q, swaps…"""
@@ -105,7 +107,10 @@ class InfluenceRun:
             gradients.append(gradient)
         scores: dict[str, list[GroupScore]] = {}
         if "finite_difference" in self.estimators and ids:
-            perturbed = self._validate(states, list(range(len(ids))), f"{len(ids)} groups")
+            perturbed = self._validate(
+                states, list(range(len(ids))), f"{len(ids)} groups", self.warm_dialogues
+            )
+            self.replayed += perturbed.replayed
             scores["finite_difference"] = finite_difference(
                 self.warm_scores, perturbed, self.settings.step_lr
             )

@@ -1,0 +1,132 @@
+"""Greedy replay: which perturbed adapters would say exactly what θ* said.
+
+Under greedy decoding a dialogue is a deterministic function of the weights. One step from θ*
+moves few validation episodes (``changed_episodes`` is typically a few percent), and most
+perturbed dialogues are token for token θ*'s. Checking that costs one teacher-forced forward pass
+per agent over the finished dialogue, instead of one prefill per turn plus a decoding step per
+token: if, at every position of an agent's own messages (their tokens and the closing ``<|end|>``),
+the adapter's argmax is the token that follows, greedy decoding from the same prompt would write
+the same messages, and by induction over the turns the whole dialogue is θ*'s. Only the episodes
+that fail the check are decoded again, from their first differing message. This is the
+verification half of speculative decoding, with θ*'s dialogue as the draft.
+
+The check is exact up to floating-point ties between a full forward pass and KV-cached decoding;
+it is conservative everywhere else (a message cut at the token limit, or text that does not
+survive a decode/encode round trip, counts as differing and is decoded again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from dits.backends.hf import HFBackend
+from dits.dialogue import AGENTS, Dialogue
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One agent's view of a finished dialogue: its token ids and its own messages' spans."""
+
+    ids: list[int]
+    spans: list[tuple[int, int, int]]  # (message index, first token, end) of each own message
+
+
+def _rows(backend: HFBackend, dialogues: Sequence[Dialogue]) -> tuple[list[list[_Row]], list[int | None]]:
+    """Per dialogue, the rows of both agents, and the first message that cannot be replayed at all."""
+    tokenizer = backend.tokenizer
+    per_dialogue, unreplayable = [], []
+    for dialogue in dialogues:
+        rows, first_bad = [], None
+        for agent in AGENTS:
+            own = [i for i, m in enumerate(dialogue.messages) if m["agent"] == agent]
+            if not own:
+                continue
+            encoded = tokenizer.apply_chat_template(
+                dialogue.view(agent), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+            )
+            ids, mask = encoded["input_ids"], encoded["assistant_masks"]
+            starts = [t for t in range(len(mask)) if mask[t] and (t == 0 or not mask[t - 1])]
+            ends = [t + 1 for t in range(len(mask)) if mask[t] and (t + 1 == len(mask) or not mask[t + 1])]
+            if len(starts) != len(own) or (starts and starts[0] == 0):
+                first_bad = own[0] if first_bad is None else min(first_bad, own[0])
+                continue
+            spans = []
+            for index, start, end in zip(own, starts, ends, strict=True):
+                message = dialogue.messages[index]
+                cut = dialogue.stop_reason == "too_long" and index == len(dialogue.messages) - 1
+                text = ids[start : end - 1]
+                if (
+                    cut
+                    or ids[end - 1] != backend.end_id
+                    or len(text) != message["tokens"]
+                    or tokenizer.decode(text) != message["text"]
+                ):
+                    first_bad = index if first_bad is None else min(first_bad, index)
+                    break
+                spans.append((index, start, end))
+            rows.append(_Row(ids, spans))
+        per_dialogue.append(rows)
+        unreplayable.append(first_bad)
+    return per_dialogue, unreplayable
+
+
+@torch.inference_mode()
+def first_divergence(
+    backend: HFBackend, dialogues: Sequence[Dialogue], adapters: Sequence[int]
+) -> list[list[int | None]]:
+    """Return, per adapter and dialogue, the first message greedy decoding would change (None: none).
+
+    ``dialogues`` are finished greedy dialogues of θ*; ``adapters`` index ``backend.stack``. All
+    rows of all adapters go through the model in batches of ``backend.batch_size``, sorted by
+    length so that padding stays small.
+    """
+    if backend.stack is None:
+        raise ValueError("first_divergence needs a backend with an AdapterStack")
+    per_dialogue, unreplayable = _rows(backend, dialogues)
+    result = [list(unreplayable) for _ in adapters]
+    work = [
+        (a, d, row)
+        for a in range(len(adapters))
+        for d, rows in enumerate(per_dialogue)
+        for row in rows
+        if row.spans
+    ]
+    work.sort(key=lambda item: len(item[2].ids))
+    device = backend.model.device
+    with backend.stack.active():
+        try:
+            for start in range(0, len(work), backend.batch_size):
+                batch = work[start : start + backend.batch_size]
+                width = max(len(row.ids) for _, _, row in batch)
+                ids = torch.full((len(batch), width), backend.pad_id, device=device)
+                attention = torch.zeros_like(ids)
+                for i, (_, _, row) in enumerate(batch):
+                    ids[i, width - len(row.ids) :] = torch.tensor(row.ids, device=device)
+                    attention[i, width - len(row.ids) :] = 1
+                positions = (attention.cumsum(-1) - 1).clamp(min=0)
+                backend.stack.set_rows(torch.tensor([adapters[a] for a, _, _ in batch], device=device))
+                logits = backend.model(input_ids=ids, attention_mask=attention, position_ids=positions).logits
+                predicted = logits.argmax(-1).tolist()
+                for i, (a, d, row) in enumerate(batch):
+                    pad = width - len(row.ids)
+                    for index, first, end in row.spans:
+                        # position t predicts token t + 1: the span's tokens from the one before it
+                        agree = all(predicted[i][pad + t - 1] == row.ids[t] for t in range(first, end))
+                        if not agree:
+                            current = result[a][d]
+                            result[a][d] = index if current is None else min(current, index)
+                            break
+        finally:
+            backend.stack.set_rows(None)
+    return result
+
+
+def resume(dialogue: Dialogue, upto: int, adapter: int | None, max_messages: int) -> Dialogue:
+    """Return a copy of ``dialogue`` for ``adapter`` holding only its first ``upto`` messages."""
+    copy = Dialogue(dialogue.example, dialogue.family, seed=dialogue.seed, adapter=adapter)
+    for message in dialogue.messages[:upto]:
+        copy.add(message["text"], message["tokens"], max_messages)
+    return copy
