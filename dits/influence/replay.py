@@ -67,7 +67,8 @@ def _rows(backend: HFBackend, dialogues: Sequence[Dialogue]) -> tuple[list[list[
                     first_bad = index if first_bad is None else min(first_bad, index)
                     break
                 spans.append((index, start, end))
-            rows.append(_Row(ids, spans))
+            if spans:  # tokens after the agent's last own message predict nothing we check
+                rows.append(_Row(ids[: spans[-1][2]], spans))
         per_dialogue.append(rows)
         unreplayable.append(first_bad)
     return per_dialogue, unreplayable
@@ -92,7 +93,6 @@ def first_divergence(
         for a in range(len(adapters))
         for d, rows in enumerate(per_dialogue)
         for row in rows
-        if row.spans
     ]
     work.sort(key=lambda item: len(item[2].ids))
     device = backend.model.device
