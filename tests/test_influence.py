@@ -217,3 +217,16 @@ def test_replay_finds_the_first_message_that_differs(one_run):
     messages[1]["text"] = messages[1]["text"] + " indeed"
     messages[1]["tokens"] = backend.count_tokens([messages[1]["text"]])[0]
     assert first_divergence(backend, [replace(draft, messages=messages)], [0])[0] == [1]
+
+
+def test_resume_keeps_the_first_messages_and_reapplies_the_stop_rule():
+    from dits.influence.replay import resume
+
+    ex = TASK.examples("val", 0, 1)[0]
+    done = Dialogue(ex, TASK.family, seed=3)
+    for text in ("Alice: 2 + 2 = 4 <A> 4 </A>", "Bob: every step is right", "Alice: <A> 4 </A>"):
+        done.add(text, 5, max_messages=10)
+    assert done.stop_reason == "agree"
+    head = resume(done, 2, adapter=7, max_messages=10)
+    assert [m["text"] for m in head.messages] == [m["text"] for m in done.messages[:2]]
+    assert (head.adapter, head.seed, head.answer, head.done, head.speaker) == (7, 3, "4", False, "Alice")
