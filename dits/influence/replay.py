@@ -88,12 +88,7 @@ def first_divergence(
         raise ValueError("first_divergence needs a backend with an AdapterStack")
     per_dialogue, unreplayable = _rows(backend, dialogues)
     result = [list(unreplayable) for _ in adapters]
-    work = [
-        (a, d, row)
-        for a in range(len(adapters))
-        for d, rows in enumerate(per_dialogue)
-        for row in rows
-    ]
+    work = [(a, d, row) for a in range(len(adapters)) for d, rows in enumerate(per_dialogue) for row in rows]
     work.sort(key=lambda item: len(item[2].ids))
     device = backend.model.device
     with backend.stack.active():
