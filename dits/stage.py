@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-
 from dits.config import Params
 from dits.progress import log
 
@@ -60,8 +58,11 @@ def setup(params: Params) -> None:
     """Pin CPU threads and torch's seed so a stage is deterministic for a given seed on CPU.
 
     Denormal floats are flushed to zero: LoRA training on CPU produced them and ran 6× slower
-    (a 50-step warm-up took 75 s instead of 12 s).
+    (a 50-step warm-up took 75 s instead of 12 s). torch is imported here, not at the top, so
+    that the stages without a model (prepare, select, report) skip its 2 s import.
     """
+    import torch
+
     torch.set_num_threads(params.backend.threads)
     torch.set_flush_denormal(True)
     torch.manual_seed(params.seed)
