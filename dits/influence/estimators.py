@@ -86,14 +86,14 @@ def validate(
         for (ex, seed), first, known in zip(episode_list, firsts, draft or [None] * len(firsts), strict=True):
             if first is None:
                 dialogues.append(dataclasses.replace(known, adapter=adapter, messages=list(known.messages)))
-            else:
-                fresh = known is None
-                dialogues.append(
-                    Dialogue(ex, task.family, seed=seed, adapter=adapter)
-                    if fresh
-                    else resume(known, first, adapter, settings.max_messages)
-                )
-                to_play.append(dialogues[-1])
+                continue
+            dialogue = (
+                Dialogue(ex, task.family, seed=seed, adapter=adapter)
+                if known is None
+                else resume(known, first, adapter, settings.max_messages)
+            )
+            dialogues.append(dialogue)
+            to_play.append(dialogue)
     if progress is not None and len(to_play) < len(dialogues):
         progress(len(dialogues) - len(to_play))
     temperature = 0.0 if greedy else settings.temperature

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from dits.backends.hf import HFBackend
+from dits.dialogue import Dialogue
 from dits.influence.estimators import (
     GroupScore,
     Validation,
@@ -79,7 +80,7 @@ class InfluenceRun:
                 self.reference = sft_gradient(self.perturbation.model, tokenizer, chats)
         self.seconds = time.perf_counter() - start
 
-    def _validate(self, states, adapters, label: str, draft=None) -> Validation:
+    def _validate(self, states, adapters, label: str, draft: Sequence[Dialogue] | None = None) -> Validation:
         backend = HFBackend(
             self.perturbation.model,
             self.tokenizer,
