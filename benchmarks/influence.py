@@ -61,7 +61,7 @@ def workload(args: argparse.Namespace):
     settings = PerturbSettings(8, 16.0, 0.0, args.warmup_steps, 8, 5e-5, args.step_lr, 0.1, 256, 0)
     validation = ValidationSettings("greedy", 1, 0.7, 48, 10, seed=7)
     val = episodes(task.examples("val", 0, args.val), validation)
-    model, tokenizer = load_model(args.model)
+    model, tokenizer = load_model(args.model, device=args.device)
     return model, tokenizer, task, pl.DataFrame(rows), val, settings, validation
 
 
@@ -112,6 +112,7 @@ def run_path(args: argparse.Namespace) -> dict:
         "changed": int(sum(int((s != warm).sum()) for s in scores)),
         "replayed": replayed,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else 0.0,
     }
 
 
@@ -129,7 +130,7 @@ def authors_way(args, perturbation, tokenizer, task, rows, groups, val, validati
         warm_dir = Path(tmp) / "warm"
         perturbation.model.save_pretrained(warm_dir)
         for g, group in enumerate(groups):
-            base, _ = load_model(args.model)
+            base, _ = load_model(args.model, device=args.device)
             model = PeftModel.from_pretrained(base, warm_dir, is_trainable=True)
             config = DPOConfig(
                 output_dir=str(Path(tmp) / f"run-{g}"),
@@ -141,7 +142,7 @@ def authors_way(args, perturbation, tokenizer, task, rows, groups, val, validati
                 max_steps=1,
                 per_device_train_batch_size=len(group),
                 max_length=perturbation.settings.max_length,
-                use_cpu=True,
+                use_cpu=args.device == "cpu",
                 bf16=False,
                 gradient_checkpointing=False,
                 save_strategy="no",
@@ -159,7 +160,7 @@ def authors_way(args, perturbation, tokenizer, task, rows, groups, val, validati
             trainer.train()
             group_dir = Path(tmp) / f"group-{g}"
             model.save_pretrained(group_dir)
-            fresh, _ = load_model(args.model)
+            fresh, _ = load_model(args.model, device=args.device)
             served = PeftModel.from_pretrained(fresh, group_dir).eval()
             scores.append(
                 validate(HFBackend(served, tokenizer, 128), task, val, [None], validation).scores[0]
@@ -179,11 +180,14 @@ def main() -> None:
     parser.add_argument("--step-lr", type=float, default=1e-3)
     parser.add_argument("--warmup-steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    default_device = "cuda" if torch.cuda.is_available() else "cpu"
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=default_device)
     parser.add_argument("--path", choices=("project", "stacked", "lean", "authors"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.path:
         print(json.dumps(run_path(args)))
         return
+    print(f"device: {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""))
     results = {}
     for label, path in (
         ("project", "project"),
@@ -193,16 +197,19 @@ def main() -> None:
         ("authors", "authors"),
     ):
         cmd = [sys.executable, __file__, "--path", path, *sys.argv[1:]]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        results[label] = json.loads(out)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"the {label} path failed:\n{proc.stderr[-4000:]}")
+        results[label] = json.loads(proc.stdout.strip().splitlines()[-1])
     print(
-        f"{'path':<14} {'groups':>6} {'seconds':>8} {'groups/s':>9} {'peak MB':>8} {'episodes changed':>17}"
-        f" {'replayed':>9}"
+        f"{'path':<14} {'groups':>6} {'seconds':>8} {'groups/s':>9} {'peak MB':>8} {'GPU MB':>7}"
+        f" {'episodes changed':>17} {'replayed':>9}"
     )
     for label, r in results.items():
         rate = r["groups"] / r["seconds"]
         row = f"{label:<14} {r['groups']:>6} {r['seconds']:>8.2f} {rate:>9.3f}"
-        print(f"{row} {r['peak_rss_mb']:>8.0f} {r['changed']:>17} {r['replayed']:>9}")
+        memory = f"{r['peak_rss_mb']:>8.0f} {r['peak_gpu_mb']:>7.0f}"
+        print(f"{row} {memory} {r['changed']:>17} {r['replayed']:>9}")
     project = results["project"]["f_val"]
     print(f"F_val(θ*) = {results['project']['f_warm']:.3f}")
     print(f"F_val per group (project): {[round(f, 3) for f in project]}")

@@ -3,7 +3,9 @@
     python benchmarks/search.py [--model models/base] [--trees 16] [--task synthetic-exchange]
 
 Each path runs in its own process so that each peak memory (max RSS) is its own. Prints rollouts
-per second of both paths, their ratio, peak memory, and whether both produced the same nodes.
+per second of both paths, their ratio, peak memory, and whether both produced the same nodes. Q and
+reward are compared to 1e-6: the reward's loss term comes from a padded batch forward pass, whose
+float sums depend on what else is in the batch (the texts, visits and structure must match exactly).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import torch
 
 
 def run_path(args: argparse.Namespace) -> dict:
+    import polars as pl
+
     from dits.backends.hf import HFBackend
     from dits.config import Params
     from dits.search.dialogue_search import SearchSettings, search_trees
@@ -30,7 +34,7 @@ def run_path(args: argparse.Namespace) -> dict:
     params = Params()
     task = get_task(args.task, 0)
     examples = task.examples("search", 0, args.trees)
-    backend = HFBackend.from_path(args.model, batch_size=256)
+    backend = HFBackend.from_path(args.model, batch_size=256, device=args.device)
     settings = SearchSettings(selections=args.selections)
     start = time.perf_counter()
     if args.path == "lockstep":
@@ -43,6 +47,7 @@ def run_path(args: argparse.Namespace) -> dict:
         ]
     seconds = time.perf_counter() - start
     frame = nodes_frame(trees).drop("seconds").sort("tree_id", "node_id")
+    frame = frame.with_columns(pl.col("q", "reward").round(6))
     return {
         "path": args.path,
         "seconds": seconds,
@@ -50,6 +55,7 @@ def run_path(args: argparse.Namespace) -> dict:
         "nodes": frame.height,
         "nodes_hash": hashlib.sha256(str(frame.rows()).encode()).hexdigest(),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else 0.0,
     }
 
 
@@ -62,21 +68,29 @@ def main() -> None:
     parser.add_argument("--trees", type=int, default=16)
     parser.add_argument("--selections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    default_device = "cuda" if torch.cuda.is_available() else "cpu"
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=default_device)
     parser.add_argument("--path", choices=("lockstep", "one-tree"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.path:
         print(json.dumps(run_path(args)))
         return
+    print(f"device: {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""))
     results = {}
     for path in ("lockstep", "one-tree"):
         cmd = [sys.executable, __file__, "--path", path, *sys.argv[1:]]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        results[path] = json.loads(out)
-    print(f"{'path':<10} {'trees':>5} {'rollouts':>8} {'seconds':>8} {'rollouts/s':>10} {'peak MB':>8}")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"the {path} path failed:\n{proc.stderr[-4000:]}")
+        results[path] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(
+        f"{'path':<10} {'trees':>5} {'rollouts':>8} {'seconds':>8} {'rollouts/s':>10} {'peak MB':>8}"
+        f" {'GPU MB':>7}"
+    )
     for path, r in results.items():
         rate = r["rollouts"] / r["seconds"]
         row = f"{path:<10} {args.trees:>5} {r['rollouts']:>8} {r['seconds']:>8.1f} {rate:>10.2f}"
-        print(f"{row} {r['peak_rss_mb']:>8.0f}")
+        print(f"{row} {r['peak_rss_mb']:>8.0f} {r['peak_gpu_mb']:>7.0f}")
     same = results["lockstep"]["nodes_hash"] == results["one-tree"]["nodes_hash"]
     counts = f"{results['lockstep']['nodes']} vs {results['one-tree']['nodes']} nodes"
     print(f"same nodes on both paths: {same} ({counts})")

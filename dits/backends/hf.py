@@ -23,14 +23,19 @@ if TYPE_CHECKING:
     from dits.influence.stack import AdapterStack
 
 
-def load_model(path: str | Path, dtype: torch.dtype = torch.float32):
-    """Return (model, tokenizer) from a local directory or hub name, in eval mode."""
+def default_device() -> str:
+    """The GPU when there is one: rollouts, perturbed validation and training all follow the model."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | None = None):
+    """Return (model, tokenizer) from a local directory or hub name, in eval mode, on ``device``."""
     local = Path(path)
     if not local.exists() and (str(path).startswith((".", "/")) or os.sep in str(path)):
         raise DitsError(f"{path}: model directory not found (run the bootstrap stage or set model.base)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device or default_device())
     except OSError as exc:
         raise DitsError(f"{path}: cannot load a model: {str(exc).splitlines()[0]}") from exc
     tokenizer.padding_side = "left"
@@ -49,8 +54,8 @@ class HFBackend:
         self.pad_id = tokenizer.pad_token_id
 
     @classmethod
-    def from_path(cls, path: str | Path, batch_size: int = 64) -> HFBackend:
-        model, tokenizer = load_model(path)
+    def from_path(cls, path: str | Path, batch_size: int = 64, device: str | None = None) -> HFBackend:
+        model, tokenizer = load_model(path, device=device)
         return cls(model, tokenizer, batch_size)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
