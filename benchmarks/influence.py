@@ -80,7 +80,7 @@ def run_path(args: argparse.Namespace) -> dict:
     perturbation.warm_up()
     groups = groups_of(len(rows), args.group_size, seed=0)
     stacked = HFBackend(
-        perturbation.model, tokenizer, 128, AdapterStack(perturbation.model, [perturbation.warm])
+        perturbation.model, tokenizer, args.batch, AdapterStack(perturbation.model, [perturbation.warm])
     )
     warm_validation = validate(stacked, task, val, [0], validation)
     warm = warm_validation.scores[0]
@@ -88,12 +88,13 @@ def run_path(args: argparse.Namespace) -> dict:
     replayed = 0
     if args.path in ("project", "stacked"):
         states = [perturbation.step(group)[0] for group in groups]
-        backend = HFBackend(perturbation.model, tokenizer, 128, AdapterStack(perturbation.model, states))
+        stack = AdapterStack(perturbation.model, states)
+        backend = HFBackend(perturbation.model, tokenizer, args.batch, stack)
         draft = warm_validation.dialogues if args.path == "project" else None
         result = validate(backend, task, val, list(range(len(states))), validation, draft=draft)
         scores, replayed = result.scores, result.replayed
     elif args.path == "lean":
-        backend, scores = HFBackend(perturbation.model, tokenizer, 128), []
+        backend, scores = HFBackend(perturbation.model, tokenizer, args.batch), []
         for group in groups:
             state, _ = perturbation.step(group)
             load_lora_state(perturbation.model, state)
@@ -163,7 +164,7 @@ def authors_way(args, perturbation, tokenizer, task, rows, groups, val, validati
             fresh, _ = load_model(args.model, device=args.device)
             served = PeftModel.from_pretrained(fresh, group_dir).eval()
             scores.append(
-                validate(HFBackend(served, tokenizer, 128), task, val, [None], validation).scores[0]
+                validate(HFBackend(served, tokenizer, args.batch), task, val, [None], validation).scores[0]
             )
     return scores
 
@@ -180,6 +181,7 @@ def main() -> None:
     parser.add_argument("--step-lr", type=float, default=1e-3)
     parser.add_argument("--warmup-steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=128, help="rows per backend call (GPU: larger)")
     default_device = "cuda" if torch.cuda.is_available() else "cpu"
     parser.add_argument("--device", choices=("cpu", "cuda"), default=default_device)
     parser.add_argument("--path", choices=("project", "stacked", "lean", "authors"), help=argparse.SUPPRESS)

@@ -3,9 +3,11 @@
     python benchmarks/search.py [--model models/base] [--trees 16] [--task synthetic-exchange]
 
 Each path runs in its own process so that each peak memory (max RSS) is its own. Prints rollouts
-per second of both paths, their ratio, peak memory, and whether both produced the same nodes. Q and
-reward are compared to 1e-6: the reward's loss term comes from a padded batch forward pass, whose
-float sums depend on what else is in the batch (the texts, visits and structure must match exactly).
+per second of both paths, their ratio, peak memory, and how far their nodes agree: the texts, visits
+and tree structure must match exactly; Q and reward only up to float noise, because the reward's
+loss term is a padded batch forward pass whose sums depend on what else is in the batch. The same
+noise can break an exact tie between two children's Q, so the best/worst-child picks that differ
+are counted apart.
 """
 
 from __future__ import annotations
@@ -46,14 +48,19 @@ def run_path(args: argparse.Namespace) -> dict:
             for tree in search_trees(backend, backend, task, [ex], params.reward, 30.0, settings, 0, "bench")
         ]
     seconds = time.perf_counter() - start
-    frame = nodes_frame(trees).drop("seconds").sort("tree_id", "node_id")
-    frame = frame.with_columns(pl.col("q", "reward").round(6))
+    frame = nodes_frame(trees).sort("tree_id", "node_id")
+    exact = frame.select("tree_id", "node_id", "parent_id", "depth", "kind", "agent", "text", "visits")
     return {
         "path": args.path,
         "seconds": seconds,
         "rollouts": len(trees) * settings.selections * settings.rollouts,
         "nodes": frame.height,
-        "nodes_hash": hashlib.sha256(str(frame.rows()).encode()).hexdigest(),
+        "nodes_hash": hashlib.sha256(str(exact.rows()).encode()).hexdigest(),
+        "q": frame["q"].to_list(),
+        "reward": frame["reward"].fill_null(0.0).to_list(),
+        "picks": frame.select(pl.concat_str("max_child_id", "min_child_id", ignore_nulls=True))
+        .to_series()
+        .to_list(),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else 0.0,
     }
@@ -91,9 +98,16 @@ def main() -> None:
         rate = r["rollouts"] / r["seconds"]
         row = f"{path:<10} {args.trees:>5} {r['rollouts']:>8} {r['seconds']:>8.1f} {rate:>10.2f}"
         print(f"{row} {r['peak_rss_mb']:>8.0f} {r['peak_gpu_mb']:>7.0f}")
-    same = results["lockstep"]["nodes_hash"] == results["one-tree"]["nodes_hash"]
-    counts = f"{results['lockstep']['nodes']} vs {results['one-tree']['nodes']} nodes"
-    print(f"same nodes on both paths: {same} ({counts})")
+    a, b = results["lockstep"], results["one-tree"]
+    same = a["nodes_hash"] == b["nodes_hash"]
+    print(f"same texts, visits and structure: {same} ({a['nodes']} vs {b['nodes']} nodes)")
+    if a["nodes"] == b["nodes"]:
+        dq = max(abs(x - y) for x, y in zip(a["q"], b["q"], strict=True))
+        dr = max(abs(x - y) for x, y in zip(a["reward"], b["reward"], strict=True))
+        picks = sum(x != y for x, y in zip(a["picks"], b["picks"], strict=True))
+        print(
+            f"largest |ΔQ| {dq:.1e}, |Δreward| {dr:.1e}; nodes whose best/worst-child pick differs: {picks}"
+        )
     print(f"ratio: {results['one-tree']['seconds'] / results['lockstep']['seconds']:.2f}")
 
 
