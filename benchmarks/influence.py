@@ -10,8 +10,10 @@ greedy validation episodes; only the per-group work is timed (groups per second)
   and the episodes that differ decoded in one lockstep batch through the adapter stack (DESIGN §7);
 - stacked: the same without replay: every episode of every adapter decoded in the lockstep batch;
 - lean: the same steps, each adapter validated alone (its tensors copied into the PEFT model);
-- authors: per group, θ* reloaded from disk, a fresh TRL ``DPOTrainer`` takes one step, the adapter
-  is saved, reloaded into a fresh model and validated alone (papers/dits.md §6, "what the code does").
+- authors: per group, θ* reloaded from disk, a fresh TRL ``DPOTrainer`` takes one step (batch 1,
+  gradient accumulation 8: the group's pairs flush into one optimizer step, as their recipe), the
+  adapter is saved, reloaded into a fresh model and validated alone (papers/dits.md §6, "what the
+  code does").
 
 Each path runs in its own process (its own peak memory). The project path runs twice to check that
 it is bit-identical with itself. Prints F_val agreement across paths; the last line is
@@ -140,8 +142,9 @@ def authors_way(args, perturbation, tokenizer, task, rows, groups, val, validati
                 lr_scheduler_type="constant",
                 warmup_steps=0,
                 weight_decay=0.0,
-                max_steps=1,
-                per_device_train_batch_size=len(group),
+                num_train_epochs=1,  # the group's micro-batches of 1 flush into one optimizer step
+                per_device_train_batch_size=1,
+                gradient_accumulation_steps=8,
                 max_length=perturbation.settings.max_length,
                 use_cpu=args.device == "cpu",
                 bf16=False,
@@ -159,6 +162,8 @@ def authors_way(args, perturbation, tokenizer, task, rows, groups, val, validati
                 processing_class=tokenizer,
             )
             trainer.train()
+            if trainer.state.global_step != 1:
+                raise RuntimeError(f"the authors' way took {trainer.state.global_step} steps, not 1")
             group_dir = Path(tmp) / f"group-{g}"
             model.save_pretrained(group_dir)
             fresh, _ = load_model(args.model, device=args.device)

@@ -17,6 +17,7 @@ from dits.influence.estimators import (
 )
 from dits.influence.experiments import auc, swap
 from dits.influence.perturb import PerturbSettings
+from dits.influence.replay import _batches, _Row
 from dits.influence.score import InfluenceRun, cost
 from dits.seeds import content_id
 from dits.tasks import get_task
@@ -230,3 +231,12 @@ def test_resume_keeps_the_first_messages_and_reapplies_the_stop_rule():
     head = resume(done, 2, adapter=7, max_messages=10)
     assert [m["text"] for m in head.messages] == [m["text"] for m in done.messages[:2]]
     assert (head.adapter, head.seed, head.answer, head.done, head.speaker) == (7, 3, "4", False, "Alice")
+
+
+def test_check_batches_respect_row_and_token_caps():
+    work = [(0, i, _Row(list(range(n)), [])) for i, n in enumerate([3, 4, 4, 5, 9, 9, 10])]
+    batches = list(_batches(work, rows=3, tokens=16))
+    assert [[d for _, d, _ in b] for b in batches] == [[0, 1, 2], [3], [4], [5], [6]]
+    assert all(len(b) * len(b[-1][2].ids) <= 16 for b in batches)
+    unlimited = list(_batches(work, rows=3, tokens=None))
+    assert [len(b) for b in unlimited] == [3, 3, 1]

@@ -102,6 +102,22 @@ def test_stack_forward_gives_each_row_the_logits_of_its_adapter(tiny):
         torch.testing.assert_close(stacked[b], reference[a][b], atol=1e-5, rtol=0)
 
 
+def test_merged_adapter_gives_its_logits_and_restores_the_base_weights(tiny):
+    model, tokenizer, states = tiny
+    enc = encode(tokenizer, 4)
+    reference = logits_with(model, states[2], enc)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if "base_layer" in n}
+    stack = AdapterStack(model, states)
+    with torch.no_grad(), stack.active(), stack.merged(2):
+        merged = model(**enc).logits
+    torch.testing.assert_close(merged, reference, atol=1e-5, rtol=0)
+    after = dict(model.named_parameters())
+    assert len(before) == 2 * len(PROJECTIONS)
+    assert all(after[n] is not None and torch.equal(before[n], after[n]) for n in before)
+    with pytest.raises(DitsError, match="out of range"), stack.merged(3):
+        pass
+
+
 def test_generate_with_mixed_adapters_matches_each_adapter_alone(tiny):
     model, tokenizer, states = tiny
     chats = [[{"role": "user", "content": f"hello {w}"}] for w in WORDS]

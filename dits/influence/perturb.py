@@ -139,12 +139,10 @@ class Perturbation:
         )
         torch.manual_seed(settings.seed)
         self.model = get_peft_model(model, config)
+        self.lora = [p for n, p in self.model.named_parameters() if "lora_" in n]
         self.pairs = [tokenize_pair(tokenizer, row, settings.max_length) for row in rows]
         self.reference = self._reference_logps()
         self.warm: LoRAState = lora_state(self.model)
-
-    def _params(self) -> list[torch.nn.Parameter]:
-        return [p for n, p in self.model.named_parameters() if "lora_" in n]
 
     @torch.no_grad()
     def _reference_logps(self) -> torch.Tensor:
@@ -168,7 +166,7 @@ class Perturbation:
         if not pool or s.warmup_steps == 0:
             return []
         self.model.train()
-        params = self._params()
+        params = self.lora
         optimizer = torch.optim.AdamW(params, lr=s.warmup_lr, weight_decay=0.0)
         warmup = max(1, math.ceil(0.01 * s.warmup_steps))
 
@@ -208,8 +206,9 @@ class Perturbation:
         is what the ``grad_similarity`` estimator compares.
         """
         s = self.settings
-        self.model.eval()
-        params = self._params()
+        if self.model.training:
+            self.model.eval()
+        params = self.lora
         optimizer = torch.optim.AdamW(params, lr=s.step_lr, weight_decay=0.0)
         optimizer.zero_grad()
         group = list(group)

@@ -17,7 +17,7 @@ survive a decode/encode round trip, counts as differing and is decoded again).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -74,6 +74,57 @@ def _rows(backend: HFBackend, dialogues: Sequence[Dialogue]) -> tuple[list[list[
     return per_dialogue, unreplayable
 
 
+# Tokens per teacher-forced forward pass on CPU: activations that stay in cache. On the embedded
+# debate model (12 adapters x 50 episodes) the check took 2.9 s at ~4k tokens vs 3.4 s at 128 rows.
+CPU_CHECK_TOKENS = 4096
+
+_Work = tuple[int, int, _Row]
+
+
+def _batches(
+    work: list[_Work], rows: int, tokens: int | None, split_adapters: bool = False
+) -> Iterator[list[_Work]]:
+    """Cut length-sorted work into batches of at most ``rows`` rows and ``tokens`` padded tokens.
+
+    With ``split_adapters`` (work sorted by adapter, then length) a batch holds one adapter.
+    """
+    batch: list[_Work] = []
+    for item in work:
+        longest = len(item[2].ids)  # sorted: the newest row is the longest
+        full = len(batch) == rows or (tokens is not None and (len(batch) + 1) * longest > tokens)
+        if batch and (full or (split_adapters and item[0] != batch[0][0])):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def _check(body, head, pad_id: int, batch: list[_Work], device) -> list[tuple[int, int, int]]:
+    """One teacher-forced pass over ``batch``; return (adapter, dialogue, message) of each miss.
+
+    Rows are padded on the right, so the causal mask alone keeps every real token from seeing a
+    pad and no attention mask is passed (the fused causal attention kernel; left padding with
+    a mask made attention a third of the check on CPU). The vocabulary projection runs only
+    where a token is checked, about a quarter of the positions.
+    """
+    width = max(len(row.ids) for _, _, row in batch)
+    ids = torch.full((len(batch), width), pad_id, device=device)
+    rows, positions, targets, owners = [], [], [], []
+    for i, (a, d, row) in enumerate(batch):
+        ids[i, : len(row.ids)] = torch.tensor(row.ids, device=device)
+        for index, first, end in row.spans:
+            # position t predicts token t + 1: the span's tokens from the one before it
+            rows += [i] * (end - first)
+            positions += range(first - 1, end - 1)
+            targets += row.ids[first:end]
+            owners += [(a, d, index)] * (end - first)
+    hidden = body(input_ids=ids).last_hidden_state
+    checked = hidden[torch.tensor(rows, device=device), torch.tensor(positions, device=device)]
+    differs = head(checked).argmax(-1) != torch.tensor(targets, device=device)
+    return [owners[k] for k in differs.nonzero()[:, 0].tolist()]
+
+
 @torch.inference_mode()
 def first_divergence(
     backend: HFBackend, dialogues: Sequence[Dialogue], adapters: Sequence[int]
@@ -81,39 +132,33 @@ def first_divergence(
     """Return, per adapter and dialogue, the first message greedy decoding would change (None: none).
 
     ``dialogues`` are finished greedy dialogues of θ*; ``adapters`` index ``backend.stack``. All
-    rows of all adapters go through the model in batches of ``backend.batch_size``, sorted by
-    length so that padding stays small.
+    rows of all adapters go through the model in batches of ``backend.batch_size`` rows (on CPU
+    also at most ``CPU_CHECK_TOKENS`` tokens), sorted by length so that padding stays small.
     """
     if backend.stack is None:
         raise ValueError("first_divergence needs a backend with an AdapterStack")
     per_dialogue, unreplayable = _rows(backend, dialogues)
     result = [list(unreplayable) for _ in adapters]
     work = [(a, d, row) for a in range(len(adapters)) for d, rows in enumerate(per_dialogue) for row in rows]
-    work.sort(key=lambda item: len(item[2].ids))
     device = backend.model.device
+    # CPU: one adapter per batch, merged into the weights; GPU: all adapters mixed, per-row LoRA
+    merge = device.type == "cpu"
+    work.sort(key=lambda item: (item[0] if merge else 0, len(item[2].ids)))
+    budget = CPU_CHECK_TOKENS if merge else None
+    causal_lm = backend.model.get_base_model() if hasattr(backend.model, "get_base_model") else backend.model
+    body, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
     with backend.stack.active():
         try:
-            for start in range(0, len(work), backend.batch_size):
-                batch = work[start : start + backend.batch_size]
-                width = max(len(row.ids) for _, _, row in batch)
-                ids = torch.full((len(batch), width), backend.pad_id, device=device)
-                attention = torch.zeros_like(ids)
-                for i, (_, _, row) in enumerate(batch):
-                    ids[i, width - len(row.ids) :] = torch.tensor(row.ids, device=device)
-                    attention[i, width - len(row.ids) :] = 1
-                positions = (attention.cumsum(-1) - 1).clamp(min=0)
-                backend.stack.set_rows(torch.tensor([adapters[a] for a, _, _ in batch], device=device))
-                logits = backend.model(input_ids=ids, attention_mask=attention, position_ids=positions).logits
-                predicted = logits.argmax(-1).tolist()
-                for i, (a, d, row) in enumerate(batch):
-                    pad = width - len(row.ids)
-                    for index, first, end in row.spans:
-                        # position t predicts token t + 1: the span's tokens from the one before it
-                        agree = all(predicted[i][pad + t - 1] == row.ids[t] for t in range(first, end))
-                        if not agree:
-                            current = result[a][d]
-                            result[a][d] = index if current is None else min(current, index)
-                            break
+            for batch in _batches(work, backend.batch_size, budget, split_adapters=merge):
+                if merge:
+                    with backend.stack.merged(adapters[batch[0][0]]):
+                        differs = _check(body, head, backend.pad_id, batch, device)
+                else:
+                    backend.stack.set_rows(torch.tensor([adapters[a] for a, _, _ in batch], device=device))
+                    differs = _check(body, head, backend.pad_id, batch, device)
+                for a, d, index in differs:
+                    current = result[a][d]
+                    result[a][d] = index if current is None else min(current, index)
         finally:
             backend.stack.set_rows(None)
     return result
