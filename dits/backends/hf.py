@@ -110,7 +110,11 @@ class HFBackend:
         if stack_rows is not None:
             self.stack.set_rows(stack_rows)
         out = self.model(
-            input_ids=enc["input_ids"], attention_mask=attention, position_ids=positions, use_cache=True
+            input_ids=enc["input_ids"],
+            attention_mask=attention,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,  # the prompt's other positions predict nothing we use
         )
         past = out.past_key_values
         logits = out.logits[:, -1, :]
@@ -205,8 +209,14 @@ class HFBackend:
                 ids[i, width - len(s) :] = torch.tensor(s, device=self.model.device)
                 mask[i, width - len(s) :] = 1
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
-            logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+            # left padding puts every continuation at the end: only the last `keep` positions count
+            keep = max(map(len, cont_ids)) + 1
+            logits = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
+            ).logits.float()
+            logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, width - keep + 1 :, None])[
+                ..., 0
+            ]
             for i, c in enumerate(cont_ids):
-                results.append(float(logprobs[i, width - 1 - len(c) :].mean()))
+                results.append(float(logprobs[i, keep - 1 - len(c) :].mean()))
         return results
