@@ -211,8 +211,10 @@ def test_replay_finds_the_first_message_that_differs(one_run):
     model = one_run.perturbation.model
     backend = HFBackend(model, one_run.tokenizer, 64, AdapterStack(model, [one_run.perturbation.warm]))
     drafts = one_run.warm_dialogues
+    threads = torch.get_num_threads()
     own = first_divergence(backend, drafts, [0])[0]
     assert own == [len(d.messages) - 1 if d.stop_reason == "too_long" else None for d in drafts]
+    assert torch.get_num_threads() == threads  # the CPU check's one-thread workers leave no trace
     draft = next(d for d in drafts if len(d.messages) >= 2 and d.stop_reason != "too_long")
     messages = [dict(m) for m in draft.messages]
     messages[1]["text"] = messages[1]["text"] + " indeed"

@@ -17,8 +17,10 @@ survive a decode/encode round trip, counts as differing and is decoded again).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import groupby
 
 import torch
 
@@ -75,10 +77,13 @@ def _rows(backend: HFBackend, dialogues: Sequence[Dialogue]) -> tuple[list[list[
 
 
 # Tokens per teacher-forced forward pass on CPU: activations that stay in cache. On the embedded
-# debate model (12 adapters x 50 episodes) the check took 2.9 s at ~4k tokens vs 3.4 s at 128 rows.
-CPU_CHECK_TOKENS = 4096
+# debate model (12 adapters x 50 episodes, one thread per batch) the check took 2.1 s at 2,048
+# tokens and 1,024, 2.8 s at 4,096; with 2 intra-op threads, 3.4 s at 128 rows.
+CPU_CHECK_TOKENS = 2048
 
-_Work = tuple[int, int, _Row]
+_Work = tuple[int, int, _Row]  # (adapter, dialogue, one agent's row)
+_Miss = tuple[int, int, int]  # (adapter, dialogue, first message whose tokens differ)
+_Check = Callable[[list[_Work]], list[_Miss]]
 
 
 def _batches(
@@ -100,7 +105,7 @@ def _batches(
         yield batch
 
 
-def _check(body, head, pad_id: int, batch: list[_Work], device) -> list[tuple[int, int, int]]:
+def _check(body, head, pad_id: int, batch: list[_Work], device) -> list[_Miss]:
     """One teacher-forced pass over ``batch``; return (adapter, dialogue, message) of each miss.
 
     Rows are padded on the right, so the causal mask alone keeps every real token from seeing a
@@ -132,8 +137,9 @@ def first_divergence(
     """Return, per adapter and dialogue, the first message greedy decoding would change (None: none).
 
     ``dialogues`` are finished greedy dialogues of θ*; ``adapters`` index ``backend.stack``. All
-    rows of all adapters go through the model in batches of ``backend.batch_size`` rows (on CPU
-    also at most ``CPU_CHECK_TOKENS`` tokens), sorted by length so that padding stays small.
+    rows of all adapters go through the model in batches of at most ``backend.batch_size`` rows,
+    sorted by length so that padding stays small: on a GPU all adapters mixed in each batch, on
+    CPU one adapter merged into the weights at a time (``_merged_on_cpu``).
     """
     if backend.stack is None:
         raise ValueError("first_divergence needs a backend with an AdapterStack")
@@ -141,27 +147,60 @@ def first_divergence(
     result = [list(unreplayable) for _ in adapters]
     work = [(a, d, row) for a in range(len(adapters)) for d, rows in enumerate(per_dialogue) for row in rows]
     device = backend.model.device
-    # CPU: one adapter per batch, merged into the weights; GPU: all adapters mixed, per-row LoRA
-    merge = device.type == "cpu"
-    work.sort(key=lambda item: (item[0] if merge else 0, len(item[2].ids)))
-    budget = CPU_CHECK_TOKENS if merge else None
     causal_lm = backend.model.get_base_model() if hasattr(backend.model, "get_base_model") else backend.model
     body, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
+
+    def check(batch: list[_Work]) -> list[_Miss]:
+        with torch.inference_mode():  # thread-local: each worker thread needs its own
+            return _check(body, head, backend.pad_id, batch, device)
+
+    if device.type == "cpu":
+        misses = _merged_on_cpu(backend, work, adapters, check)
+    else:
+        misses = _mixed(backend, work, adapters, check)
+    for a, d, index in misses:
+        current = result[a][d]
+        result[a][d] = index if current is None else min(current, index)
+    return result
+
+
+def _mixed(backend: HFBackend, work: list[_Work], adapters: Sequence[int], check: _Check) -> list[_Miss]:
+    """GPU: all adapters mixed in batches of ``batch_size`` rows, per-row LoRA through the stack."""
+    work = sorted(work, key=lambda item: len(item[2].ids))
+    device, misses = backend.model.device, []
     with backend.stack.active():
         try:
-            for batch in _batches(work, backend.batch_size, budget, split_adapters=merge):
-                if merge:
-                    with backend.stack.merged(adapters[batch[0][0]]):
-                        differs = _check(body, head, backend.pad_id, batch, device)
-                else:
-                    backend.stack.set_rows(torch.tensor([adapters[a] for a, _, _ in batch], device=device))
-                    differs = _check(body, head, backend.pad_id, batch, device)
-                for a, d, index in differs:
-                    current = result[a][d]
-                    result[a][d] = index if current is None else min(current, index)
+            for batch in _batches(work, backend.batch_size, None):
+                backend.stack.set_rows(torch.tensor([adapters[a] for a, _, _ in batch], device=device))
+                misses += check(batch)
         finally:
             backend.stack.set_rows(None)
-    return result
+    return misses
+
+
+def _merged_on_cpu(
+    backend: HFBackend, work: list[_Work], adapters: Sequence[int], check: _Check
+) -> list[_Miss]:
+    """CPU: one adapter at a time merged into the weights; its batches run on parallel threads.
+
+    Each of ``torch.get_num_threads()`` worker threads runs whole batches with one intra-op thread:
+    the matrices of a small model are too thin for intra-op threads to scale (the benchmark's
+    check: 1 thread 3.9 s, 2 intra-op threads 2.4 s, 2 workers of 1 thread 2.1 s). A batch's
+    result does not depend on which worker runs it.
+    """
+    work = sorted(work, key=lambda item: (item[0], len(item[2].ids)))
+    batches = list(_batches(work, backend.batch_size, CPU_CHECK_TOKENS, split_adapters=True))
+    threads, misses = torch.get_num_threads(), []
+    torch.set_num_threads(1)
+    try:
+        with backend.stack.active(), ThreadPoolExecutor(threads) as pool:
+            for adapter, group in groupby(batches, key=lambda batch: batch[0][0]):
+                with backend.stack.merged(adapters[adapter]):
+                    for found in pool.map(check, list(group)):
+                        misses += found
+    finally:
+        torch.set_num_threads(threads)
+    return misses
 
 
 def resume(dialogue: Dialogue, upto: int, adapter: int | None, max_messages: int) -> Dialogue:
