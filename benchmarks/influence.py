@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from isolated import device_line, run_isolated
 
 
 def workload(args: argparse.Namespace):
@@ -194,7 +194,7 @@ def main() -> None:
     if args.path:
         print(json.dumps(run_path(args)))
         return
-    print(f"device: {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""))
+    print(device_line(args.device))
     results = {}
     for label, path in (
         ("project", "project"),
@@ -203,11 +203,7 @@ def main() -> None:
         ("lean", "lean"),
         ("authors", "authors"),
     ):
-        cmd = [sys.executable, __file__, "--path", path, *sys.argv[1:]]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
-            sys.exit(f"the {label} path failed:\n{proc.stderr[-4000:]}")
-        results[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+        results[label] = run_isolated(__file__, path, label)
     print(
         f"{'path':<14} {'groups':>6} {'seconds':>8} {'groups/s':>9} {'peak MB':>8} {'GPU MB':>7}"
         f" {'episodes changed':>17} {'replayed':>9}"

@@ -16,11 +16,10 @@ import argparse
 import hashlib
 import json
 import resource
-import subprocess
-import sys
 import time
 
 import torch
+from isolated import device_line, run_isolated
 
 
 def run_path(args: argparse.Namespace) -> dict:
@@ -82,14 +81,10 @@ def main() -> None:
     if args.path:
         print(json.dumps(run_path(args)))
         return
-    print(f"device: {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""))
+    print(device_line(args.device))
     results = {}
     for path in ("lockstep", "one-tree"):
-        cmd = [sys.executable, __file__, "--path", path, *sys.argv[1:]]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
-            sys.exit(f"the {path} path failed:\n{proc.stderr[-4000:]}")
-        results[path] = json.loads(proc.stdout.strip().splitlines()[-1])
+        results[path] = run_isolated(__file__, path, path)
     print(
         f"{'path':<10} {'trees':>5} {'rollouts':>8} {'seconds':>8} {'rollouts/s':>10} {'peak MB':>8}"
         f" {'GPU MB':>7}"
