@@ -214,9 +214,8 @@ class HFBackend:
             logits = self.model(
                 input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
             ).logits.float()
-            logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, width - keep + 1 :, None])[
-                ..., 0
-            ]
+            targets = ids[:, width - keep + 1 :, None]
+            logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, targets)[..., 0]
             for i, c in enumerate(cont_ids):
                 results.append(float(logprobs[i, keep - 1 - len(c) :].mean()))
         return results

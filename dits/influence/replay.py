@@ -109,9 +109,8 @@ def _check(body, head, pad_id: int, batch: list[_Work], device) -> list[_Miss]:
     """One teacher-forced pass over ``batch``; return (adapter, dialogue, message) of each miss.
 
     Rows are padded on the right, so the causal mask alone keeps every real token from seeing a
-    pad and no attention mask is passed (the fused causal attention kernel; left padding with
-    a mask made attention a third of the check on CPU). The vocabulary projection runs only
-    where a token is checked, about a quarter of the positions.
+    pad: no attention mask or position ids are needed. The vocabulary projection runs only where
+    a token is checked, about a quarter of the positions.
     """
     width = max(len(row.ids) for _, _, row in batch)
     ids = torch.full((len(batch), width), pad_id, device=device)
@@ -139,7 +138,8 @@ def first_divergence(
     ``dialogues`` are finished greedy dialogues of θ*; ``adapters`` index ``backend.stack``. All
     rows of all adapters go through the model in batches of at most ``backend.batch_size`` rows,
     sorted by length so that padding stays small: on a GPU all adapters mixed in each batch, on
-    CPU one adapter merged into the weights at a time (``_merged_on_cpu``).
+    CPU one adapter merged into the weights at a time, in batches of at most
+    ``CPU_CHECK_TOKENS`` tokens (``_merged_on_cpu``).
     """
     if backend.stack is None:
         raise ValueError("first_divergence needs a backend with an AdapterStack")
