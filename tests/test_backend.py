@@ -1,0 +1,90 @@
+"""The HF backend: a row decodes the same in a batch as alone, shared prefixes included."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from dits.backends.base import Sampling
+from dits.backends.hf import HFBackend, _shared_prefix_lengths
+
+SYSTEMS = ["You are Alice. Question: where was the ceo born ?", "You are Bob. Question: what is 3 + 4 ?"]
+
+
+@pytest.fixture(scope="module")
+def backend() -> HFBackend:
+    tokenizer = AutoTokenizer.from_pretrained("models/base")
+    tokenizer.padding_side = "left"
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        # A larger end-of-message logit makes random rows stop at different lengths.
+        model.lm_head.weight[tokenizer.convert_tokens_to_ids(tokenizer.eos_token)] *= 3
+    return HFBackend(model, tokenizer, batch_size=16)
+
+
+def chats() -> list[list[dict]]:
+    """Rows as a dialogue batch has them: repeated prompts, shared system prompts, one of a kind."""
+    out = []
+    for system in SYSTEMS:
+        out += [[{"role": "system", "content": system}]] * 3
+        for reply in ("Alice: rome", "Alice: I know the ceo , Bob ?", "Alice: <A> oslo </A>"):
+            out.append([{"role": "system", "content": system}, {"role": "user", "content": reply}])
+    out.append([{"role": "user", "content": "hello"}])
+    return out
+
+
+def test_shared_prefix_lengths() -> None:
+    ids = [[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3, 4], [9, 8], [1, 2, 7, 7, 7]]
+    assert _shared_prefix_lengths(ids, [0] * 5) == [3, 3, 3, 1, 2]
+    # rows of different adapters share nothing: each keeps all but its last token
+    assert _shared_prefix_lengths([[1, 2, 3], [1, 2, 3]], [0, 1]) == [2, 2]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.5])
+def test_batched_rows_with_shared_prefixes_decode_as_alone(backend: HFBackend, temperature: float) -> None:
+    rows = chats()
+    sampling = Sampling(temperature=temperature, max_new_tokens=10)
+    seeds = list(range(len(rows)))
+    batched = backend.generate(rows, sampling, seeds)
+    alone = [backend.generate([chat], sampling, [seed])[0] for chat, seed in zip(rows, seeds, strict=True)]
+    assert batched == alone
+    if temperature > 0:  # repeated prompts with their own seeds sample their own texts
+        assert len({batched[0].text, batched[1].text, batched[2].text}) == 3
+    else:  # rows leave the batch at different steps
+        assert len({g.tokens for g in batched}) > 2
+
+
+def test_loglik_batched_by_length_matches_alone(backend: HFBackend) -> None:
+    rows = chats()
+    messages = [f"Alice: {'word ' * (i % 5)}<A> rome </A>" for i in range(len(rows))]
+    batched = backend.loglik(rows, messages)
+    alone = [backend.loglik([c], [m])[0] for c, m in zip(rows, messages, strict=True)]
+    assert batched == pytest.approx(alone, abs=1e-5)
+    assert len(set(batched)) > 1
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.8])
+def test_pick_draws_what_multinomial_draws(top_p: float) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(32, 500) * 3
+    sampling = Sampling(temperature=0.7, top_p=top_p)
+    picked = HFBackend._pick(logits, sampling, [torch.Generator().manual_seed(s) for s in range(32)])
+    probs = torch.softmax(logits / 0.7, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        kept = sorted_probs.cumsum(-1) - sorted_probs < top_p
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs * kept)
+    expected = [torch.multinomial(probs[s], 1, generator=torch.Generator().manual_seed(s)) for s in range(32)]
+    assert picked.tolist() == torch.cat(expected).tolist()
+    assert len(set(picked.tolist())) > 10
