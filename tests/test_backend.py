@@ -65,7 +65,7 @@ def test_batched_rows_with_shared_prefixes_decode_as_alone(backend: HFBackend, t
         assert len({g.tokens for g in batched}) > 2
 
 
-def test_loglik_batched_by_length_matches_alone(backend: HFBackend) -> None:
+def test_loglik_batched_matches_alone(backend: HFBackend) -> None:
     rows = chats()
     messages = [f"Alice: {'word ' * (i % 5)}<A> rome </A>" for i in range(len(rows))]
     batched = backend.loglik(rows, messages)

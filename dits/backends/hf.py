@@ -252,11 +252,11 @@ class HFBackend:
         prompt_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         cont_ids = self.tokenizer(conts, add_special_tokens=False)["input_ids"]
         seqs = [p + c for p, c in zip(prompt_ids, cont_ids, strict=True)]
-        # batches of similar lengths waste little on padding (messages vary from a few tokens to 50)
-        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        # Batches keep the callers' order: sorting rows by length would pad less, but it moves each
+        # reward by float noise (≤ 1e-7), which reorders exact ties in the SFT and pair rankings.
         results = [0.0] * len(seqs)
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        for start in range(0, len(seqs), self.batch_size):
+            batch = list(range(start, min(start + self.batch_size, len(seqs))))
             ids, mask = self._left_pad([seqs[i] for i in batch])
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             # left padding puts every continuation at the end: only the last `keep` positions count
