@@ -26,7 +26,11 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
             rows = tasks.filter((pl.col("task") == name) & in_shard(pl.col("example_id"), shard))
             examples = examples_from_frame(rows)
             policy_path = policy_model(params, k, name)
-            policy = scorer if policy_path == base_model(params) else HFBackend.from_path(policy_path)
+            policy = (
+                scorer
+                if policy_path == base_model(params)
+                else HFBackend.from_path(policy_path, params.backend.batch_size)
+            )
             with bar(f"sample@{k} {name}", len(examples) * params.sample.samples_per_example) as advance:
                 frames.append(
                     sample_dialogues(policy, scorer, task, examples, params, k, policy_path, advance)
