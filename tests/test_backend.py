@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from tiny import tiny_llama
+from transformers import AutoTokenizer
 
 from dits.backends.base import Sampling
 from dits.backends.hf import HFBackend, _shared_prefix_lengths
@@ -16,20 +17,7 @@ SYSTEMS = ["You are Alice. Question: where was the ceo born ?", "You are Bob. Qu
 def backend() -> HFBackend:
     tokenizer = AutoTokenizer.from_pretrained("models/base")
     tokenizer.padding_side = "left"
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model = LlamaForCausalLM(config).eval()
-    with torch.no_grad():
-        # A larger end-of-message logit makes random rows stop at different lengths.
-        model.lm_head.weight[tokenizer.convert_tokens_to_ids(tokenizer.eos_token)] *= 3
+    model = tiny_llama(tokenizer, eos_boost=3)
     return HFBackend(model, tokenizer, batch_size=16)
 
 

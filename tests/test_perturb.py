@@ -6,7 +6,8 @@ import math
 
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from tiny import tiny_llama
+from transformers import AutoTokenizer
 
 from dits.influence.perturb import Perturbation, PerturbSettings, dpo_loss, groups_of, tokenize_pair
 from dits.influence.stack import lora_state
@@ -15,20 +16,6 @@ from dits.influence.stack import lora_state
 @pytest.fixture(scope="module")
 def tokenizer():
     return AutoTokenizer.from_pretrained("models/base")
-
-
-def tiny_model(tokenizer) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return LlamaForCausalLM(config).eval()
 
 
 def rows(n: int) -> list[dict]:
@@ -80,7 +67,7 @@ def test_tokenize_pair_splits_like_trl(tokenizer):
 
 
 def test_dpo_loss_is_log2_when_policy_equals_reference(tokenizer):
-    perturbation = Perturbation(tiny_model(tokenizer), tokenizer, rows(4), settings())
+    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(4), settings())
     loss = dpo_loss(
         perturbation.model, perturbation.pairs, perturbation.reference, 0.1, tokenizer.pad_token_id
     )
@@ -88,14 +75,14 @@ def test_dpo_loss_is_log2_when_policy_equals_reference(tokenizer):
 
 
 def test_warm_up_lowers_the_dpo_loss(tokenizer):
-    perturbation = Perturbation(tiny_model(tokenizer), tokenizer, rows(8), settings(warmup_steps=20))
+    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(8), settings(warmup_steps=20))
     losses = perturbation.warm_up()
     assert len(losses) == 20
     assert losses[-1] < losses[0]
 
 
 def test_step_restores_warm_state_bit_for_bit_and_moves_by_step_lr(tokenizer):
-    perturbation = Perturbation(tiny_model(tokenizer), tokenizer, rows(10), settings())
+    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(10), settings())
     perturbation.warm_up()
     warm = lora_state(perturbation.model)
     perturbed, gradient = perturbation.step([0, 1, 2])
@@ -108,7 +95,7 @@ def test_step_restores_warm_state_bit_for_bit_and_moves_by_step_lr(tokenizer):
 
 
 def test_a_group_step_does_not_depend_on_earlier_steps(tokenizer):
-    perturbation = Perturbation(tiny_model(tokenizer), tokenizer, rows(10), settings())
+    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(10), settings())
     perturbation.warm_up()
     first, _ = perturbation.step([4, 5])
     perturbation.step([0, 1])

@@ -5,7 +5,8 @@ from collections.abc import Sequence
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from tiny import tiny_llama
+from transformers import AutoTokenizer
 
 from dits.backends.base import Chat, Generation, Sampling
 from dits.backends.hf import HFBackend
@@ -23,21 +24,7 @@ def tiny():
     """A random 2-layer Llama with LoRA on every projection, and three random adapter states."""
     tokenizer = AutoTokenizer.from_pretrained("models/base")
     tokenizer.padding_side = "left"
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
-    base = LlamaForCausalLM(config).eval()
-    with torch.no_grad():
-        # A larger end-of-message logit makes random rows stop at different lengths.
-        base.lm_head.weight[tokenizer.convert_tokens_to_ids(tokenizer.eos_token)] *= 3
+    base = tiny_llama(tokenizer, eos_boost=3)
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=PROJECTIONS, lora_dropout=0.0)
     model = get_peft_model(base, lora).eval()
     generator = torch.Generator().manual_seed(0)
