@@ -54,7 +54,8 @@ class HFBackend:
         self.pad_id = tokenizer.pad_token_id
 
     @classmethod
-    def from_path(cls, path: str | Path, batch_size: int = 64, device: str | None = None) -> HFBackend:
+    def from_path(cls, path: str | Path, batch_size: int, device: str | None = None) -> HFBackend:
+        """Load a backend; ``batch_size`` has no default so that every stage passes its param."""
         model, tokenizer = load_model(path, device=device)
         return cls(model, tokenizer, batch_size)
 
@@ -254,20 +255,20 @@ class HFBackend:
         seqs = [p + c for p, c in zip(prompt_ids, cont_ids, strict=True)]
         # Batches keep the callers' order: sorting rows by length would pad less, but it moves each
         # reward by float noise (≤ 1e-7), which reorders exact ties in the SFT and pair rankings.
-        results = [0.0] * len(seqs)
+        results: list[float] = []
         for start in range(0, len(seqs), self.batch_size):
-            batch = list(range(start, min(start + self.batch_size, len(seqs))))
-            ids, mask = self._left_pad([seqs[i] for i in batch])
+            batch_conts = cont_ids[start : start + self.batch_size]
+            ids, mask = self._left_pad(seqs[start : start + self.batch_size])
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             # left padding puts every continuation at the end: only the last `keep` positions count
-            keep = max(len(cont_ids[i]) for i in batch) + 1
+            keep = max(map(len, batch_conts)) + 1
             logits = self.model(
                 input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
             ).logits.float()
             targets = ids[:, ids.shape[1] - keep + 1 :, None]
             logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, targets)[..., 0]
-            for row, i in enumerate(batch):
-                results[i] = float(logprobs[row, keep - 1 - len(cont_ids[i]) :].mean())
+            for row, cont in enumerate(batch_conts):
+                results.append(float(logprobs[row, keep - 1 - len(cont) :].mean()))
         return results
 
 
