@@ -13,12 +13,16 @@ from dits.backends.hf import HFBackend, _shared_prefix_lengths
 SYSTEMS = ["You are Alice. Question: where was the ceo born ?", "You are Bob. Question: what is 3 + 4 ?"]
 
 
-@pytest.fixture(scope="module")
-def backend() -> HFBackend:
+def tiny_backend(device: str = "cpu") -> HFBackend:
     tokenizer = AutoTokenizer.from_pretrained("models/base")
     tokenizer.padding_side = "left"
-    model = tiny_llama(tokenizer, eos_boost=3)
+    model = tiny_llama(tokenizer, eos_boost=3).to(device)
     return HFBackend(model, tokenizer, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def backend() -> HFBackend:
+    return tiny_backend()
 
 
 def chats() -> list[list[dict]]:
@@ -41,6 +45,17 @@ def test_shared_prefix_lengths() -> None:
 
 @pytest.mark.parametrize("temperature", [0.0, 0.5])
 def test_batched_rows_with_shared_prefixes_decode_as_alone(backend: HFBackend, temperature: float) -> None:
+    assert_batched_decodes_as_alone(backend, temperature)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("temperature", [0.0, 0.5])
+def test_on_cuda_rows_decode_as_alone_with_their_noise_drawn_on_the_device(temperature: float) -> None:
+    assert_batched_decodes_as_alone(tiny_backend("cuda"), temperature)
+
+
+def assert_batched_decodes_as_alone(backend: HFBackend, temperature: float) -> None:
     rows = chats()
     sampling = Sampling(temperature=temperature, max_new_tokens=10)
     seeds = list(range(len(rows)))

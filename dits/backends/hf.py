@@ -104,7 +104,8 @@ class HFBackend:
         ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         generators = None
         if sampling.temperature > 0:
-            generators = [torch.Generator().manual_seed(int(s) % (2**63)) for s in seeds]
+            device = self.model.device  # the noise is drawn where the logits are: they never leave it
+            generators = [torch.Generator(device=device).manual_seed(int(s) % (2**63)) for s in seeds]
         past, logits, attention, positions = self._prefill(ids, stack_rows)
         rows = len(prompts)
         tokens: list[list[int]] = [[] for _ in range(rows)]
@@ -217,13 +218,15 @@ class HFBackend:
         """Greedy argmax, or top-p sampling with each row's own generator.
 
         A sample is ``argmax(p / q)`` with ``q ~ Exp(1)``, which is exactly what
-        ``torch.multinomial(p, 1, generator=g)`` computes: each row draws its ``q`` from its own
-        generator, and the division and argmax run once for the whole batch. Same tokens as a
-        multinomial call per row, at about 60 % of the cost.
+        ``torch.multinomial(p, 1, generator=g)`` computes on CPU: each row draws its ``q`` from its
+        own generator, and the division and argmax run once for the whole batch. Same tokens as a
+        multinomial call per row, at about 60 % of the cost. The generators live on the logits'
+        device (vLLM's sampler treats seeded requests the same way), so on a GPU the logits are
+        never copied to the host; a seed therefore reproduces its row on the same kind of device.
         """
         if generators is None:
             return logits.argmax(-1)
-        probs = torch.softmax(logits.float().cpu() / sampling.temperature, dim=-1)
+        probs = torch.softmax(logits.float() / sampling.temperature, dim=-1)
         if sampling.top_p < 1.0:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
             keep = sorted_probs.cumsum(-1) - sorted_probs < sampling.top_p
@@ -231,7 +234,7 @@ class HFBackend:
         noise = torch.empty_like(probs)
         for row, generator in zip(noise, generators, strict=True):
             row.exponential_(generator=generator)
-        return (probs / noise).argmax(-1).to(logits.device)
+        return (probs / noise).argmax(-1)
 
     @torch.inference_mode()
     def loglik(self, chats: Sequence[Chat], continuations: Sequence[str]) -> list[float]:
