@@ -190,7 +190,7 @@ def _print_cost(data: str, metrics: str) -> None:
                    sum(changed_episodes) / sum(val_episodes) AS changed
             FROM groups GROUP BY ALL
         )
-        SELECT iter, s_tok, groups, i_tok, round(changed, 4)
+        SELECT iter, s_tok, groups, i_tok, changed
         FROM search LEFT JOIN influence USING (iter) ORDER BY iter
         """
     ).fetchall()
@@ -200,7 +200,15 @@ def _print_cost(data: str, metrics: str) -> None:
         return f"{json.loads(path.read_text())['seconds']:.1f}" if path.exists() else ""
 
     table = [
-        (k, stage_seconds(f"search@{k}"), tok, stage_seconds(f"influence@{k}"), groups, i_tok, changed)
+        (
+            k,
+            stage_seconds(f"search@{k}"),
+            tok,
+            stage_seconds(f"influence@{k}"),
+            groups,
+            i_tok,
+            "" if changed is None else f"{changed:.3f}",
+        )
         for k, tok, groups, i_tok, changed in rows
     ]
     _print_table(
