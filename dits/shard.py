@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from dits.errors import DitsError
 from dits.seeds import derive_seed
 
 
@@ -17,3 +18,9 @@ def in_shard(keys: pl.Expr, shard: tuple[int, int]) -> pl.Expr:
     if n == 1:
         return pl.lit(True)
     return keys.map_elements(lambda key: shard_of(key, n) == i, return_dtype=pl.Boolean)
+
+
+def check_shards(n: int, items: int, what: str) -> None:
+    """Fail with one line when ``n`` shards would split fewer than ``n`` items (some shards get none)."""
+    if n > items:
+        raise DitsError(f"{n} shards: more than the {items} {what} to split; use at most {items}")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from dits.atomic import atomic_path, write_json
 from dits.config import Params
 from dits.progress import log
 
@@ -37,21 +36,18 @@ def policy_model(params: Params, k: int, task: str) -> str:
 
 
 def save_model(model, tokenizer, out: Path) -> None:
-    """Save a model directory atomically: write beside it, then swap it in."""
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    """Save a model directory atomically: it appears whole at ``out`` or not at all."""
+    with atomic_path(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
 
 
-def write_json(path: Path, value: object) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(tmp, path)
+def promote(models: Mapping[str, Path], out: Path) -> None:
+    """Move finished model directories into ``out/<name>``, swapping ``out`` in as a whole."""
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for name, path in models.items():
+            os.rename(path, tmp / name)
 
 
 def setup(params: Params) -> None:
