@@ -14,8 +14,32 @@ import polars as pl
 from dits.backends.base import Backend, Sampling
 from dits.config import Params
 from dits.dialogue import Dialogue, play
+from dits.prepare import examples_from_frame
+from dits.progress import bar
 from dits.seeds import derive_seed
-from dits.tasks import Example, Task
+from dits.stage import backend, base_model, dpo_model, sft_model
+from dits.tasks import Example, Task, get_task
+
+MODELS = ("base", "sft", "dpo")
+
+
+def evaluate_task(params: Params, k: int, name: str, model: str, tests: pl.DataFrame) -> pl.DataFrame:
+    """Return the eval rows of ``model`` (base, sft or dpo of iteration k) on task ``name``'s ``tests``."""
+    path = {"base": base_model(params), "sft": sft_model(k, name), "dpo": dpo_model(k, name)}[model]
+    task = get_task(name, params.seed)
+    examples = examples_from_frame(tests.filter(pl.col("task") == name))
+    with bar(f"evaluate@{k} {name} {model}", len(examples)) as advance:
+        return evaluate_model(
+            backend(path, params.backend.batch_size), task, examples, params, model, advance
+        )
+
+
+def chance(params: Params, tests: pl.DataFrame) -> dict[str, float]:
+    """Return each task's guessing baseline on its test questions."""
+    return {
+        name: get_task(name, params.seed).chance(examples_from_frame(tests.filter(pl.col("task") == name)))
+        for name in params.task.names
+    }
 
 
 def evaluate_model(

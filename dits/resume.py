@@ -55,6 +55,8 @@ def _plain(value: Any) -> Any:
         return dataclasses.asdict(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     return value
 
 
@@ -78,6 +80,10 @@ class Work:
                 for table, frame in frames.items():
                     write_part(tmp / f"{table}.parquet", table, frame)
         return {p.stem: read_part(p, p.stem) for p in sorted(path.glob("*.parquet"))}
+
+    def table(self, unit: str, table: str, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+        """Return the one table of ``unit`` (``tables`` for a unit of one table)."""
+        return self.tables(unit, lambda: {table: compute()})[table]
 
     def value(self, unit: str, compute: Callable[[], Any]) -> Any:
         """Return the JSON value of ``unit``: read back, or computed now and kept."""

@@ -16,9 +16,28 @@ from dits.config import Params
 from dits.dialogue import Dialogue, play
 from dits.errors import DitsError
 from dits.prepare import examples_from_frame
+from dits.progress import bar
 from dits.reward import reward_dialogues
 from dits.seeds import content_id, derive_seed
-from dits.tasks import Example, Task
+from dits.stage import backend, base_model, policy_model
+from dits.tasks import Example, Task, get_task
+
+
+def sample_task(params: Params, k: int, name: str, pool: pl.DataFrame) -> pl.DataFrame:
+    """Return the dialogues of task ``name`` on its rows of ``pool``, played by iteration k's policy."""
+    task, policy = get_task(name, params.seed), policy_model(params, k, name)
+    examples = examples_from_frame(pool.filter(pl.col("task") == name))
+    with bar(f"sample@{k} {name}", len(examples) * params.sample.samples_per_example) as advance:
+        return sample_dialogues(
+            backend(policy, params.backend.batch_size),
+            backend(base_model(params), params.backend.batch_size),
+            task,
+            examples,
+            params,
+            k,
+            policy,
+            advance,
+        )
 
 
 def sample_dialogues(

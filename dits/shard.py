@@ -22,5 +22,11 @@ def in_shard(keys: pl.Expr, shard: tuple[int, int]) -> pl.Expr:
 
 def check_shards(n: int, items: int, what: str) -> None:
     """Fail with one line when ``n`` shards would split fewer than ``n`` items (some shards get none)."""
-    if n > items:
+    if n > 1 and n > items:
         raise DitsError(f"{n} shards: more than the {items} {what} to split; use at most {items}")
+
+
+def shard_rows(frame: pl.DataFrame, key: str, shard: tuple[int, int], what: str) -> pl.DataFrame:
+    """Return the rows of ``frame`` in ``shard`` by their ``key``; fails when N exceeds the rows."""
+    check_shards(shard[1], frame.height, what)
+    return frame.filter(in_shard(pl.col(key), shard))

@@ -1,37 +1,38 @@
-"""evaluate@k: base, SFT(k) and DPO(k) on the fixed test pool → data/eval/iter=k, metrics/iter=k.json."""
+"""evaluate@k: base, SFT(k) and DPO(k) on the fixed test pool → data/eval/iter=k, metrics/iter=k.json.
+
+With ``--shard I/N`` each process writes its part; the one that completes the set writes the metrics.
+"""
 
 from __future__ import annotations
 
 import polars as pl
 
-from dits.backends.hf import HFBackend
+from dits.atomic import write_json
 from dits.config import Params
-from dits.evaluate import evaluate_model, summarize
-from dits.prepare import examples_from_frame
-from dits.progress import bar
-from dits.stage import DATA, METRICS, base_model, clock, dpo_model, setup, sft_model, write_json
+from dits.evaluate import MODELS, chance, evaluate_task, summarize
+from dits.resume import Work
+from dits.shard import shard_rows
+from dits.stage import DATA, METRICS, base_model, clock, dpo_model, setup, sft_model
 from dits.store import part_path, read_table, write_part
-from dits.tasks import get_task
+
+SHARDED = True
 
 
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:
     setup(params)
     with clock(f"evaluate@{k}"):
         tests = read_table(DATA, "tasks", 0).filter(pl.col("pool") == "test")
-        base = HFBackend.from_path(base_model(params), params.backend.batch_size)
-        frames, chance = [], {}
-        for name in params.task.names:
-            task = get_task(name, params.seed)
-            examples = examples_from_frame(tests.filter(pl.col("task") == name))
-            chance[name] = task.chance(examples)
-            models = {
-                "base": base,
-                "sft": HFBackend.from_path(sft_model(k, name), params.backend.batch_size),
-                "dpo": HFBackend.from_path(dpo_model(k, name), params.backend.batch_size),
-            }
-            for label, backend in models.items():
-                with bar(f"evaluate@{k} {name} {label}", len(examples)) as advance:
-                    frames.append(evaluate_model(backend, task, examples, params, label, advance))
-        evals = pl.concat(frames)
-        write_part(part_path(DATA, "eval", k), "eval", evals)
-        write_json(METRICS / f"iter={k}.json", {"eval": summarize(evals, chance)})
+        mine = shard_rows(tests, "example_id", shard, "questions of the test pool")
+        models = [m(k, name) for name in params.task.names for m in (sft_model, dpo_model)]
+        read = (shard, params.seed, params.task, params.model, params.evaluate, params.sample, params.backend)
+        work = Work("evaluate", k, read, [DATA / "tasks", base_model(params), *models])
+        frames = [
+            work.table(f"{name}-{m}", "eval", lambda name=name, m=m: evaluate_task(params, k, name, m, mine))
+            for name in params.task.names
+            for m in MODELS
+        ]
+        write_part(part_path(DATA, "eval", k, shard[0]), "eval", pl.concat(frames))
+        work.finish()
+        if all(part_path(DATA, "eval", k, i).exists() for i in range(shard[1])):
+            evals = read_table(DATA, "eval", k).drop("iter")
+            write_json(METRICS / f"iter={k}.json", {"eval": summarize(evals, chance(params, tests))})
