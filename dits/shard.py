@@ -20,13 +20,13 @@ def in_shard(keys: pl.Expr, shard: tuple[int, int]) -> pl.Expr:
     return keys.map_elements(lambda key: shard_of(key, n) == i, return_dtype=pl.Boolean)
 
 
-def check_shards(n: int, items: int, what: str) -> None:
+def check_shards(n: int, items: int, what: str, knob: str = "--shard") -> None:
     """Fail with one line when ``n`` shards would split fewer than ``n`` items (some shards get none)."""
     if n > 1 and n > items:
-        raise DitsError(f"{n} shards: more than the {items} {what} to split; use at most {items}")
+        raise DitsError(f"{knob}: {n} shards but only {items} {what} to split; use at most {items}")
 
 
 def shard_rows(frame: pl.DataFrame, key: str, shard: tuple[int, int], what: str) -> pl.DataFrame:
     """Return the rows of ``frame`` in ``shard`` by their ``key``; fails when N exceeds the rows."""
-    check_shards(shard[1], frame.height, what)
+    check_shards(shard[1], frame.height, what, f"--shard {shard[0]}/{shard[1]}")
     return frame.filter(in_shard(pl.col(key), shard))
