@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
-from dits.metrics import exact_match, normalize_words, token_f1
+from dits.metrics import exact_match, normalize_words, paper_tokenize, token_f1
 
 
 def test_normalize_lowercases_and_drops_articles_and_punctuation():
@@ -50,6 +52,47 @@ def test_token_f1_without_overlap_or_answers_is_zero():
 
 def test_token_f1_uses_the_given_tokenizer():
     assert token_f1("Rome", ["rome"], tokenize=str.split) == 0.0
+
+
+def _authors_cal_f1_score(ref: str, tar: str, tokenize) -> float:
+    """The authors' ``cal_f1_score`` (reward/reward.py), their tokenizer's ``tokenize`` passed in."""
+    ref_token = tokenize(ref.lower().strip().strip("m=").strip("m = "))  # noqa: B005 (theirs, verbatim)
+    tar_token = tokenize(tar.lower().strip().strip("m=").strip("m = "))  # noqa: B005
+    counter_ref, counter_tar = Counter(ref_token), Counter(tar_token)
+    tp = sum((counter_ref & counter_tar).values())
+    fp = sum((counter_tar - counter_ref).values())
+    fn = sum((counter_ref - counter_tar).values())
+    precision = tp / (tp + fp) if (tp + fp) > 0 else 0
+    recall = tp / (tp + fn) if (tp + fn) > 0 else 0
+    if precision + recall == 0:
+        return 0
+    return 2 * (precision * recall) / (precision + recall)
+
+
+def test_paper_tokenize_lowercases_and_strips_characters_not_a_prefix():
+    # "m", "=" and " " go from both ends, so Madrid loses its m; "m = 12" becomes "12"
+    assert paper_tokenize(str.split)("  Madrid m=") == ["adrid"]
+    assert paper_tokenize(str.split)("m = 12") == ["12"]
+    assert paper_tokenize(list)("Rome ") == ["r", "o", "m", "e"]
+
+
+def test_token_f1_with_paper_tokenize_equals_the_authors_f1():
+    cases = [
+        ("Madrid", "madrid city"),
+        ("m = 12", "12"),
+        ("New York City", "new jersey"),
+        ("rome rome", "Rome"),
+        ("Oslo", "lima"),
+        ("", "rome"),
+    ]
+    # "Madrid" -> ["adrid"], "madrid city" -> ["adrid", "city"]: precision 1/2, recall 1 -> 2/3
+    assert token_f1("madrid city", ["Madrid"], tokenize=paper_tokenize(str.split)) == pytest.approx(2 / 3)
+    for tokenize in (str.split, list):
+        for gold, prediction in cases:
+            expected = _authors_cal_f1_score(gold, prediction, tokenize)
+            assert token_f1(prediction, [gold], tokenize=paper_tokenize(tokenize)) == expected
+    # the authors' list branch takes the max over aliases: vs "rome" 2/3, vs "rome city" 1.0
+    assert token_f1("Rome City", ["oslo", "rome", "rome city"], tokenize=paper_tokenize(str.split)) == 1.0
 
 
 def test_exact_match_after_normalisation():
