@@ -20,8 +20,8 @@ import polars as pl
 import pyarrow as pa
 
 from dits.errors import DitsError
+from dits.schemas import SCHEMAS, conform
 from dits.seeds import content_id
-from dits.store import SCHEMAS, conform
 
 
 @dataclass(eq=False)
@@ -41,6 +41,7 @@ class Node:
     q: float = 0.0
     reward: float | None = None  # reward of the first rollout that ended at this node
     selected_at: int | None = None  # first selection index that expanded this node
+    removed_at: int | None = None  # selection index at which the diversity filter removed it
     seconds: float = 0.0  # generation time charged to this node (batch time / batch rows)
     max_child: Node | None = None
     min_child: Node | None = None
@@ -64,7 +65,11 @@ class Node:
 
 @dataclass(eq=False)
 class Tree:
-    """One search tree; ``nodes`` holds every node in creation order (the paper's ``all_nodes``)."""
+    """One search tree; ``nodes`` holds every node in creation order.
+
+    The authors' ``all_nodes`` is this list less the nodes the diversity filter removed (those with
+    ``removed_at`` set); they stay here so that the table holds the whole tree.
+    """
 
     tree_id: str
     task: str
@@ -139,6 +144,7 @@ class Tree:
                 "q": n.q,
                 "reward": n.reward,
                 "selected_at": n.selected_at,
+                "removed_at": n.removed_at,
                 "seconds": n.seconds,
                 "max_child_id": n.max_child.node_id if n.max_child is not None else None,
                 "min_child_id": n.min_child.node_id if n.min_child is not None else None,
@@ -172,6 +178,7 @@ class Tree:
                 q=row["q"],
                 reward=row["reward"],
                 selected_at=row["selected_at"],
+                removed_at=row["removed_at"],
                 seconds=row["seconds"],
             )
             if parent is not None:
