@@ -13,6 +13,7 @@ are counted apart.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import resource
@@ -27,32 +28,32 @@ def run_path(args: argparse.Namespace) -> dict:
 
     from dits.backends.hf import HFBackend
     from dits.config import Params
-    from dits.search.dialogue_search import SearchSettings, search_trees
-    from dits.search.tree import nodes_frame
+    from dits.search.dialogue_search import search_trees
+    from dits.search.tree import Tree, nodes_frame
     from dits.tasks import get_task
+    from dits.tasks.base import Example
 
     torch.set_num_threads(args.threads)
     params = Params()
     task = get_task(args.task, 0)
     examples = task.examples("search", 0, args.trees)
     backend = HFBackend.from_path(args.model, batch_size=256, device=args.device)
-    settings = SearchSettings(selections=args.selections)
+    search = dataclasses.replace(params.search, selections=args.selections)
+
+    def searched(batch: list[Example]) -> list[Tree]:
+        return search_trees(
+            backend, backend, task, batch, search, params.sample, params.reward, 30.0, 0, "bench"
+        )
+
     start = time.perf_counter()
-    if args.path == "lockstep":
-        trees = search_trees(backend, backend, task, examples, params.reward, 30.0, settings, 0, "bench")
-    else:
-        trees = [
-            tree
-            for ex in examples
-            for tree in search_trees(backend, backend, task, [ex], params.reward, 30.0, settings, 0, "bench")
-        ]
+    trees = searched(examples) if args.path == "lockstep" else [t for ex in examples for t in searched([ex])]
     seconds = time.perf_counter() - start
     frame = nodes_frame(trees).sort("tree_id", "node_id")
     exact = frame.select("tree_id", "node_id", "parent_id", "depth", "kind", "agent", "text", "visits")
     return {
         "path": args.path,
         "seconds": seconds,
-        "rollouts": len(trees) * settings.selections * settings.rollouts,
+        "rollouts": len(trees) * search.selections * search.rollouts,
         "nodes": frame.height,
         "nodes_hash": hashlib.sha256(str(exact.rows()).encode()).hexdigest(),
         "q": frame["q"].to_list(),

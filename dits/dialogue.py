@@ -88,8 +88,10 @@ class Dialogue:
     def add(self, text: str, tokens: int, max_messages: int, finish_reason: str = "stop") -> None:
         """Append the next speaker's message and apply the stop rule.
 
-        A message cut at the token limit ends the dialogue (the paper's "large" marker,
-        which the reward penalises).
+        A message cut at the token limit (``finish_reason`` "length") ends the dialogue as
+        ``too_long``: the "large" marker of the authors' sampler, which the reward penalises. The
+        tree search passes no finish reason, since the authors' ``expand()`` keeps a cut message
+        and plays on (papers/dits.md §4).
         """
         self.messages.append({"agent": self.speaker, "text": text.strip(), "tokens": tokens})
         if finish_reason == "length":

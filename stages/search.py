@@ -18,7 +18,7 @@ from dits.pairs import PairSettings, pairs_frame
 from dits.prepare import examples_from_frame
 from dits.progress import bar, log
 from dits.sample import token_normaliser_sample
-from dits.search.dialogue_search import SearchSettings, search_trees, token_normaliser
+from dits.search.dialogue_search import search_trees, token_normaliser
 from dits.search.tree import nodes_frame
 from dits.seeds import derive_seed
 from dits.shard import in_shard
@@ -50,20 +50,8 @@ def search_part(
     params: Params, k: int, shard: tuple[int, int], t_max: dict[str, float]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return (nodes, pairs) of the trees of one shard of the search pool, all trees in lockstep."""
-    s, p = params.search, params.pairs
+    p = params.pairs
     scorer = HFBackend.from_path(base_model(params), params.backend.batch_size)
-    settings = SearchSettings(
-        s.selections,
-        s.rollouts,
-        s.temperature,
-        s.top_k,
-        s.select_distance,
-        s.merge_distance,
-        params.sample.max_messages,
-        params.sample.max_new_tokens,
-        s.policy,
-        s.ucb_c,
-    )
     nodes, pairs = [], []
     for name in params.task.names:
         task = get_task(name, params.seed)
@@ -78,9 +66,10 @@ def search_part(
                 scorer,
                 task,
                 examples,
+                params.search,
+                params.sample,
                 params.reward,
                 t_max[name],
-                settings,
                 derive_seed(params.seed, "search", k),
                 str(sft_model(k, name)),
                 advance,

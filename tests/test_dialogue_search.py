@@ -7,13 +7,12 @@ import polars as pl
 import pytest
 
 from dits.backends.base import Generation
-from dits.config import RewardParams
+from dits.config import RewardParams, SampleParams, SearchParams
 from dits.dialogue import Dialogue
 from dits.errors import DitsError
 from dits.reward import reward_dialogues
 from dits.search.dialogue_search import (
     DialogueSearch,
-    SearchSettings,
     TreeSearch,
     candidates,
     merge_distance,
@@ -26,6 +25,7 @@ from dits.tasks.base import Example, Family
 
 REWARD = RewardParams(token_floor=2)  # so the token term is live on short dialogues
 T_MAX = 20.0
+SEARCH, SAMPLE = SearchParams(), SampleParams()  # the paper's search constants, the default limits
 
 
 @dataclass(frozen=True)
@@ -79,17 +79,17 @@ class SeededBackend:
 
 
 class ScriptedBackend(SeededBackend):
-    """Returns ``script[turn][row]``: one list of texts per generate call."""
+    """Returns ``script[turn][row]``: one list of texts per generate call; texts in ``cut`` hit the limit."""
 
-    def __init__(self, script: list[list[str]]) -> None:
+    def __init__(self, script: list[list[str]], cut: frozenset[str] = frozenset()) -> None:
         super().__init__()
-        self.script = script
+        self.script, self.cut = script, cut
 
     def generate(self, chats, sampling, seeds, adapters=None):
         texts = self.script[len(self.calls)]
         self.calls.append(len(chats))
         assert len(texts) == len(chats)
-        return [Generation(text, len(text.split()), "stop") for text in texts]
+        return [Generation(t, len(t.split()), "length" if t in self.cut else "stop") for t in texts]
 
 
 def rewards_of(*dialogues: list[str]) -> list[float]:
@@ -106,9 +106,16 @@ def rewards_of(*dialogues: list[str]) -> list[float]:
     return [r.total for r in rewards]
 
 
-def run(backend, examples, settings: SearchSettings | None = None, seed: int = 7) -> list[Tree]:
-    settings = settings or SearchSettings()
-    return search_trees(backend, backend, FakeTask(), examples, REWARD, T_MAX, settings, seed, "sft/iter=0")
+def run(
+    backend,
+    examples,
+    search: SearchParams = SEARCH,
+    sample: SampleParams = SAMPLE,
+    seed: int = 7,
+) -> list[Tree]:
+    return search_trees(
+        backend, backend, FakeTask(), examples, search, sample, REWARD, T_MAX, seed, "sft/iter=0"
+    )
 
 
 def test_token_normaliser_is_int_80th_percentile_plus_one():
@@ -117,11 +124,6 @@ def test_token_normaliser_is_int_80th_percentile_plus_one():
     assert token_normaliser([7]) == 8.0
     with pytest.raises(DitsError):
         token_normaliser([])
-
-
-def test_search_settings_reject_an_unknown_policy():
-    with pytest.raises(DitsError, match="policy"):
-        SearchSettings(policy="greedy")
 
 
 def hand_tree() -> tuple[Tree, dict]:
@@ -140,7 +142,7 @@ def hand_tree() -> tuple[Tree, dict]:
 def test_candidates_are_root_and_nodes_whose_first_child_has_a_child():
     tree, n = hand_tree()
     n["a"].q, n["b"].q = 0.5, 0.9
-    pool = candidates(tree, [], set(), SearchSettings())
+    pool = candidates(tree, [], 0, SEARCH)
     # x's first child is a leaf, so x is not a candidate though a later child has a child.
     assert pool == [n["a"], tree.root]
 
@@ -148,18 +150,18 @@ def test_candidates_are_root_and_nodes_whose_first_child_has_a_child():
 def test_candidates_sort_by_q_and_keep_creation_order_on_ties():
     tree, n = hand_tree()
     n["x"].children.reverse()  # now x's first child has a child
-    assert candidates(tree, [], set(), SearchSettings()) == [tree.root, n["a"], n["x"]]
+    assert candidates(tree, [], 0, SEARCH) == [tree.root, n["a"], n["x"]]
 
 
 def test_diversity_filter_removes_near_duplicates_of_selected_nodes_for_good():
     tree, n = hand_tree()
     other = Tree.new("u", "fake", "dits")
     twin = other.add_child(other.root, "Alice: first!", 1, "Alice")
-    removed: set[str] = set()
     # "Alice: first" vs "Alice: first!": 1 / (13 + 1) < 0.25; the root "" is far from it.
-    assert candidates(tree, [twin], removed, SearchSettings()) == [tree.root]
-    assert removed == {n["a"].node_id}
-    assert candidates(tree, [], removed, SearchSettings()) == [tree.root]
+    assert candidates(tree, [twin], 3, SEARCH) == [tree.root]
+    assert {k: v.removed_at for k, v in n.items() if v.removed_at is not None} == {"a": 3}
+    assert candidates(tree, [], 4, SEARCH) == [tree.root]
+    assert n["a"].removed_at == 3
 
 
 class FixedRandom:
@@ -186,9 +188,10 @@ def test_rollout_takes_its_previous_answer_from_the_selected_message_only():
     c = tree.add_child(b, "Alice: fine", 2, "Alice")
     tree.add_child(c, "Bob: done", 2, "Bob")
     b.q = 1.0
-    state = TreeSearch(tree, example(0), selected=[tree.root], removed={tree.root.node_id})
-    settings = SearchSettings(policy="ucb", ucb_c=0.0)
-    search = DialogueSearch(FakeTask(), SeededBackend(), REWARD, T_MAX, settings, 0, "sft")
+    tree.root.removed_at = 0
+    state = TreeSearch(tree, example(0), selected=[tree.root])
+    greedy_q = SearchParams(policy="ucb", ucb_c=0.0)
+    search = DialogueSearch(FakeTask(), SeededBackend(), greedy_q, SAMPLE, REWARD, T_MAX, 0, "sft")
     assert search.select(state)
     assert state.selected[-1] is b and b.selected_at == 0
     assert [r.dialogue.answer for r in state.rollouts] == [None, None, None]
@@ -204,7 +207,7 @@ def test_search_merges_near_duplicates_and_backs_up_the_rollout_rewards():
         ["Bob: <A>rome</A>", "Bob: <A>rome</A>", "Bob: <A>rome</A>"],
         ["Alice: <A>rome</A>"],
     ]
-    (tree,) = run(ScriptedBackend(script), [example(0)], SearchSettings(selections=1))
+    (tree,) = run(ScriptedBackend(script), [example(0)], SearchParams(selections=1))
     first, second = tree.root.children
     assert first.text == "Alice: go <A>rome</A>"  # the "!" variant merged into it: 1 / 23 < 0.1
     (bob,) = first.children
@@ -223,8 +226,9 @@ def test_search_merges_near_duplicates_and_backs_up_the_rollout_rewards():
 
 def test_search_scores_zero_task_score_when_the_dialogue_hits_the_depth_limit():
     script = [["Alice: <A>rome</A>"] * 3, ["Bob: <A>lima</A>"] * 3]
-    settings = SearchSettings(selections=1, max_messages=2)
-    (tree,) = run(ScriptedBackend(script), [example(0)], settings)
+    (tree,) = run(
+        ScriptedBackend(script), [example(0)], SearchParams(selections=1), SampleParams(max_messages=2)
+    )
     leaf = tree.root.children[0].children[0]
     (played,) = rewards_of(["Alice: <A>rome</A>", "Bob: <A>lima</A>"])
     assert leaf.visits == 3 and leaf.q == pytest.approx(played)
@@ -233,6 +237,34 @@ def test_search_scores_zero_task_score_when_the_dialogue_hits_the_depth_limit():
     d.add("Bob: <A>rome</A>", 2, 10)
     (agreed,) = reward_dialogues([d], FakeTask(), SeededBackend(), REWARD, [T_MAX], in_search=True)
     assert agreed.score == 1.0  # the same answer scores when it ends by agreement
+
+
+def test_search_keeps_a_message_cut_at_the_token_limit_and_plays_on():
+    cut = "Alice: ada founded acme and then on and"
+    script = [[cut] * 3, ["Bob: <A>rome</A>"] * 3, ["Alice: <A>rome</A>"] * 3]
+    (tree,) = run(ScriptedBackend(script, frozenset([cut])), [example(0)], SearchParams(selections=1))
+    (alice,) = tree.root.children
+    (bob,) = alice.children
+    (leaf,) = bob.children
+    (played,) = rewards_of([cut, "Bob: <A>rome</A>", "Alice: <A>rome</A>"])
+    assert alice.text == cut and leaf.visits == 3
+    assert leaf.q == pytest.approx(played)
+    d = Dialogue(example(0), "exchange", seed=0)
+    d.add(cut, len(cut.split()), max_messages=10, finish_reason="length")
+    assert d.stop_reason == "too_long"  # sampling and evaluation still stop there
+
+
+def test_search_records_when_the_filter_removed_a_node():
+    (tree,) = run(SeededBackend(), [example(0)])
+    # The root is the only candidate of selection 0, and at distance 0 from itself at selection 1.
+    assert (tree.root.selected_at, tree.root.removed_at) == (0, 1)
+    removed = [n for n in tree.nodes.values() if n.removed_at is not None]
+    assert len(removed) > 1
+    assert all(0 < n.removed_at < 8 for n in removed)
+    assert any(n.selected_at is None for n in removed)
+    for node in removed:
+        if node.selected_at is not None:
+            assert node.selected_at < node.removed_at
 
 
 def test_search_runs_every_selection_and_rollout():
@@ -273,7 +305,7 @@ def test_search_seed_changes_the_tree():
 
 
 def test_search_with_ucb_policy_is_deterministic():
-    settings = SearchSettings(policy="ucb")
-    a = nodes_frame(run(SeededBackend(), [example(0)], settings)).drop("seconds")
-    b = nodes_frame(run(SeededBackend(), [example(0)], settings)).drop("seconds")
+    search = SearchParams(policy="ucb")
+    a = nodes_frame(run(SeededBackend(), [example(0)], search)).drop("seconds")
+    b = nodes_frame(run(SeededBackend(), [example(0)], search)).drop("seconds")
     assert a.equals(b) and a.height > 1

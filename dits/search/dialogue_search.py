@@ -5,11 +5,13 @@ empty dialogue. Each of ``selections`` steps:
 
 1. candidates = the root and every node whose *first* child has a child;
 2. a candidate within normalised edit distance 0.25 of any previously selected node is dropped
-   and removed from the tree's node list for good (§10 item 15);
+   and removed from the tree's node list for good (§10 item 15); the node records the selection
+   that removed it (``removed_at``), since it then yields a pair only if it was selected;
 3. the top 10 by Q are kept and one is sampled with probability softmax(Q), or the root if none;
 4. from it, 3 rollouts play to the end at temperature 0.7; a message within normalised edit
    distance 0.1 of an existing child is merged into that child, the rollout going on with its own
-   text;
+   text; a message cut at the token limit is kept and the rollout goes on, as in the authors'
+   ``expand()`` (the ``too_long`` stop of sampling and evaluation is not the search's);
 5. each finished dialogue gets the Optima reward (0 task score unless it ended by agreement) and
    every node on its path gets visits + 1 and Q = running mean.
 
@@ -30,13 +32,12 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Literal
 
 import polars as pl
 from rapidfuzz.distance import Levenshtein
 
 from dits.backends.base import Backend, Generation, Sampling
-from dits.config import RewardParams
+from dits.config import RewardParams, SampleParams, SearchParams
 from dits.dialogue import Dialogue, parse_answer
 from dits.errors import DitsError
 from dits.reward import reward_dialogues
@@ -46,28 +47,6 @@ from dits.seeds import derive_seed
 from dits.tasks.base import Example, Task
 
 METHOD = "dits"
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """Constants of the dialogue search; defaults are the authors' unless noted."""
-
-    selections: int = 8  # selections per tree (explore_time = 8)
-    rollouts: int = 3  # rollouts per selection (expand_time = 3)
-    temperature: float = 0.7  # rollout sampling temperature (paper 0.7)
-    top_k: int = 10  # candidates kept by Q before sampling (paper 10)
-    select_distance: float = 0.25  # diversity filter: drop candidates closer than this to a selected node
-    merge_distance: float = 0.1  # merge a new message into a child closer than this
-    max_messages: int = 10  # depth limit in messages (max_depth = 10)
-    max_new_tokens: int = 48  # token limit of one message (paper 2000, 5000 for MATH)
-    # "softmax": sample by softmax(Q) over the top_k (paper). "ucb": argmax of Q + ucb_c·sqrt(ln N / n)
-    # over all candidates, a named deviation from the paper for exploration experiments.
-    policy: Literal["softmax", "ucb"] = "softmax"
-    ucb_c: float = 1.0  # UCB exploration weight (not in the paper)
-
-    def __post_init__(self) -> None:
-        if self.policy not in ("softmax", "ucb"):
-            raise DitsError(f"search.policy = {self.policy!r}: expected 'softmax' or 'ucb'")
 
 
 def token_normaliser(token_counts: Sequence[int]) -> float:
@@ -109,24 +88,24 @@ class TreeSearch:
     example: Example
     selection: int = -1
     selected: list[Node] = field(default_factory=list)
-    removed: set[str] = field(default_factory=set)  # node ids dropped by the diversity filter
     rollouts: list[Rollout] = field(default_factory=list)
 
 
-def candidates(
-    tree: Tree, selected: Sequence[Node], removed: set[str], settings: SearchSettings
-) -> list[Node]:
-    """Return the selectable nodes, best Q first; adds the nodes the diversity filter drops to ``removed``.
+def candidates(tree: Tree, selected: Sequence[Node], selection: int, search: SearchParams) -> list[Node]:
+    """Return the selectable nodes, best Q first; marks the nodes the diversity filter removes.
 
     Candidates are the root and nodes whose first child has a child, among nodes not removed
-    earlier. Ties in Q keep creation order (Python's stable sort, as in the authors' code).
+    earlier. A candidate near a selected node gets ``removed_at = selection`` and is never a
+    candidate again, as the authors' ``search()`` deletes it from ``all_nodes``; a selected node is
+    at distance 0 from itself, so it is removed at the next selection that sees it as a candidate.
+    Ties in Q keep creation order (Python's stable sort, as in the authors' code).
     """
-    nodes = [n for n in tree.nodes.values() if n.node_id not in removed]
+    nodes = [n for n in tree.nodes.values() if n.removed_at is None]
     pool = [n for n in nodes if n is tree.root or (n.children and n.children[0].children)]
     kept = []
     for node in pool:
-        if any(select_distance(node.text, s.text) < settings.select_distance for s in selected):
-            removed.add(node.node_id)
+        if any(select_distance(node.text, s.text) < search.select_distance for s in selected):
+            node.removed_at = selection
         else:
             kept.append(node)
     return sorted(kept, key=lambda n: n.q, reverse=True)
@@ -153,37 +132,41 @@ class DialogueSearch:
         self,
         task: Task,
         scorer: Backend,
+        search: SearchParams,
+        sample: SampleParams,
         reward: RewardParams,
         t_max: float,
-        settings: SearchSettings,
         seed: int,
         model: str,
     ) -> None:
-        self.task, self.scorer, self.reward, self.t_max = task, scorer, reward, t_max
-        self.settings, self.seed, self.model = settings, seed, model
-        self.sampling = Sampling(settings.temperature, 1.0, settings.max_new_tokens)
+        self.task, self.scorer, self.search, self.reward, self.t_max = task, scorer, search, reward, t_max
+        self.max_messages, self.seed, self.model = sample.max_messages, seed, model
+        # top_p 1: the authors' rollouts set only the temperature.
+        self.sampling = Sampling(search.temperature, 1.0, sample.max_new_tokens)
 
     def new_tree(self, example: Example) -> TreeSearch:
         """Return the state of a fresh tree; its id is the example id, so trees join the tasks table."""
         return TreeSearch(Tree.new(example.example_id, self.task.name, METHOD), example)
 
     def select(self, state: TreeSearch) -> bool:
-        if state.selection + 1 >= self.settings.selections:
+        if state.selection + 1 >= self.search.selections:
             return False
         state.selection += 1
         tree, i = state.tree, state.selection
-        pool = candidates(tree, state.selected, state.removed, self.settings)
+        pool = candidates(tree, state.selected, i, self.search)
+        # "ucb": argmax of Q + ucb_c·sqrt(ln N / n) over all candidates, a named deviation from the
+        # paper's softmax(Q) over the top_k, for exploration experiments.
         if not pool:
             node = tree.root
-        elif self.settings.policy == "ucb":
-            node = pick_ucb(pool, tree.root, self.settings.ucb_c)
+        elif self.search.policy == "ucb":
+            node = pick_ucb(pool, tree.root, self.search.ucb_c)
         else:
             rng = random.Random(derive_seed(self.seed, tree.tree_id, "select", i))
-            node = sample_softmax(pool[: self.settings.top_k], rng)
+            node = sample_softmax(pool[: self.search.top_k], rng)
         state.selected.append(node)
         if node.selected_at is None:
             node.selected_at = i
-        state.rollouts = [self._rollout(state, node, r) for r in range(self.settings.rollouts)]
+        state.rollouts = [self._rollout(state, node, r) for r in range(self.search.rollouts)]
         return True
 
     def _rollout(self, state: TreeSearch, node: Node, index: int) -> Rollout:
@@ -198,7 +181,7 @@ class DialogueSearch:
         # The authors seed a rollout's "previous answer" from the selected node's own message only,
         # not from the last answer anywhere on the path.
         dialogue.answer = parse_answer(node.text) if node.parent is not None else None
-        if len(dialogue.messages) >= self.settings.max_messages:
+        if len(dialogue.messages) >= self.max_messages:
             dialogue.stop_reason = "max_messages"
         return Rollout(index, dialogue, node)
 
@@ -219,15 +202,15 @@ class DialogueSearch:
     def consume(self, state: TreeSearch, generations: Sequence[Generation], seconds: float) -> None:
         for rollout, generation in zip(self._active(state), generations, strict=True):
             dialogue = rollout.dialogue
-            dialogue.add(
-                generation.text, generation.tokens, self.settings.max_messages, generation.finish_reason
-            )
+            # No finish_reason: the authors' expand() keeps a message cut at the token limit and
+            # plays on, so a cut message neither stops the rollout nor marks it too_long.
+            dialogue.add(generation.text, generation.tokens, self.max_messages)
             message = dialogue.messages[-1]
             merged = next(
                 (
                     c
                     for c in rollout.node.children
-                    if merge_distance(c.text, message["text"]) < self.settings.merge_distance
+                    if merge_distance(c.text, message["text"]) < self.search.merge_distance
                 ),
                 None,
             )
@@ -273,9 +256,10 @@ def search_trees(
     scorer: Backend,
     task: Task,
     examples: Sequence[Example],
+    search: SearchParams,
+    sample: SampleParams,
     reward: RewardParams,
     t_max: float,
-    settings: SearchSettings,
     seed: int,
     model: str,
     progress: Callable[[int], None] | None = None,
@@ -283,11 +267,13 @@ def search_trees(
     """Return one searched tree per example; all trees advance together, one generate call per turn.
 
     ``policy`` writes the messages, ``scorer`` (the frozen initial model) gives the reward's
-    per-message losses, ``t_max`` is the fixed token normaliser (``token_normaliser``), ``seed`` the
-    run's search seed and ``model`` the policy's name for the ``nodes`` table. Row seeds come from
-    (seed, tree, selection, rollout, turn), so a tree searches the same alone or in any batch.
+    per-message losses; ``sample`` gives the message token limit and the depth limit, which the
+    search shares with sampling. ``t_max`` is the fixed token normaliser (``token_normaliser``),
+    ``seed`` the run's search seed and ``model`` the policy's name for the ``nodes`` table. Row
+    seeds come from (seed, tree, selection, rollout, turn), so a tree searches the same alone or
+    in any batch.
     """
-    search = DialogueSearch(task, scorer, reward, t_max, settings, seed, model)
-    states = [search.new_tree(example) for example in examples]
-    run_search(search, states, policy, progress)
+    dialogue_search = DialogueSearch(task, scorer, search, sample, reward, t_max, seed, model)
+    states = [dialogue_search.new_tree(example) for example in examples]
+    run_search(dialogue_search, states, policy, progress)
     return [state.tree for state in states]
