@@ -14,7 +14,7 @@ import polars as pl
 
 from dits.backends.hf import HFBackend
 from dits.config import Params
-from dits.pairs import PairSettings, pairs_frame
+from dits.pairs import pairs_frame
 from dits.prepare import examples_from_frame
 from dits.progress import bar, log
 from dits.sample import token_normaliser_sample
@@ -50,7 +50,6 @@ def search_part(
     params: Params, k: int, shard: tuple[int, int], t_max: dict[str, float]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return (nodes, pairs) of the trees of one shard of the search pool, all trees in lockstep."""
-    p = params.pairs
     scorer = HFBackend.from_path(base_model(params), params.backend.batch_size)
     nodes, pairs = [], []
     for name in params.task.names:
@@ -74,16 +73,8 @@ def search_part(
                 str(sft_model(k, name)),
                 advance,
             )
-        q_min = p.exchange_q_min if task.family == "exchange" else p.debate_q_min
         nodes.append(nodes_frame(trees))
-        pairs.append(
-            pairs_frame(
-                trees,
-                {e.example_id: e for e in examples},
-                task.family,
-                PairSettings(q_min, p.gap, p.keep_fraction),
-            )
-        )
+        pairs.append(pairs_frame(trees, {e.example_id: e for e in examples}, task.family, params.pairs))
     return pl.concat(nodes), pl.concat(pairs)
 
 
