@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -8,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dits import store
+from dits import schemas, store
 from dits.errors import DitsError
 from dits.store import SCHEMAS, connect, part_path, read_table, write_part
 
@@ -195,3 +197,17 @@ def test_conform_accepts_arrow_tables():
     arrow = tasks_frame().to_arrow()
     assert store.conform("tasks", arrow).schema == SCHEMAS["tasks"]
     assert isinstance(store.conform("tasks", arrow), pa.Table)
+
+
+def test_search_and_pairs_load_without_the_storage_layer():
+    code = (
+        "import sys, dits.pairs, dits.search.dialogue_search; "
+        "print('dits.store' in sys.modules, 'duckdb' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_store_serves_the_schemas_of_dits_schemas():
+    assert store.SCHEMAS is schemas.SCHEMAS and store.KEYS is schemas.KEYS
+    assert "removed_at" in SCHEMAS["nodes"].names

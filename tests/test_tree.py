@@ -4,9 +4,10 @@ import polars as pl
 import pytest
 
 from dits.errors import DitsError
+from dits.schemas import SCHEMAS, conform
 from dits.search.tree import Tree, nodes_frame, trees_from_frame
 from dits.seeds import content_id
-from dits.store import SCHEMAS, conform, part_path, read_table, write_part
+from dits.store import part_path, read_table, write_part
 
 
 def small_tree(tree_id: str = "t1") -> Tree:
@@ -16,7 +17,7 @@ def small_tree(tree_id: str = "t1") -> Tree:
     c = tree.add_child(a, "Bob: <A>rome</A>", 2, "Bob", model="sft")
     tree.backup(c, 1.0)
     tree.backup(b, 0.25)
-    tree.root.selected_at = 0
+    tree.root.selected_at, tree.root.removed_at = 0, 1
     c.reward = 1.0
     return tree
 
@@ -71,6 +72,8 @@ def test_nodes_frame_has_the_nodes_schema_in_creation_order():
     assert frame.schema["depth"] == pl.Int32 and frame.schema["q"] == pl.Float64
     assert frame["text"].to_list() == ["", "Alice: hi", "Alice: <A>rome</A>", "Bob: <A>rome</A>"]
     assert frame["parent_id"][0] is None
+    assert frame["removed_at"].to_list() == [1, None, None, None]
+    assert frame.schema["removed_at"] == pl.Int32
     assert frame["max_child_id"][0] == small_tree().root.children[0].node_id
 
 
