@@ -266,7 +266,44 @@ class Params:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads ``2e-5`` as a string; params are written as the paper prints them."""
+    """YAML 1.1 reads ``2e-5`` as a string; params are written as the paper prints them.
+
+    A key given twice in one mapping is an error: PyYAML keeps the later value without a word, so
+    an ``alpha: 0.3`` added below a forgotten ``alpha: 0.5`` would silently decide the run.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _reject_duplicate_keys(node, self.name, "", set())
+        return super().construct_document(node)
+
+
+def _reject_duplicate_keys(node: yaml.Node, file: str, path: str, visited: set[int]) -> None:
+    """Raise DitsError at the second occurrence of a key in any mapping under ``node``.
+
+    ``visited`` holds the nodes already checked: an alias makes one node appear twice, or inside
+    itself. Merge keys (``<<``) are skipped: a key that overrides a merged one is YAML's rule.
+    """
+    if id(node) in visited:
+        return
+    visited.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _reject_duplicate_keys(item, file, f"{path}[{i}]", visited)
+    elif isinstance(node, yaml.MappingNode):
+        first_line: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                _reject_duplicate_keys(value, file, path, visited)
+                continue
+            dotted = f"{path}.{key.value}" if path else key.value
+            line = key.start_mark.line + 1
+            if (key.tag, key.value) in first_line:
+                raise DitsError(
+                    f"{file}: line {line}: {dotted}: duplicate key (first at line "
+                    f"{first_line[key.tag, key.value]}); a key may appear once"
+                )
+            first_line[key.tag, key.value] = line
+            _reject_duplicate_keys(value, file, dotted, visited)
 
 
 _Loader.add_implicit_resolver(
@@ -282,12 +319,21 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.exists():
         raise DitsError(f"{path}: not found")
     try:
-        raw = yaml.load(path.read_text(), Loader=_Loader) or {}
+        with path.open(encoding="utf-8") as f:
+            raw = yaml.load(f, Loader=_Loader) or {}
+    except yaml.MarkedYAMLError as exc:
+        what = ": ".join(text for text in (exc.context, exc.problem) if text)
+        line = f"line {exc.problem_mark.line + 1}: " if exc.problem_mark else ""
+        raise DitsError(f"{path}: {line}not valid YAML: {what}") from None
     except yaml.YAMLError as exc:
-        raise DitsError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raise DitsError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except UnicodeDecodeError:
+        raise DitsError(f"{path}: not UTF-8 text") from None
     params = _build(Params, raw, str(path), "")
-    from dits.tasks import get_task
+    from dits.tasks import get_task, known_tasks
 
+    if not params.task.names:
+        raise DitsError(f"{path}: task.names = []: must name at least one of {', '.join(known_tasks())}")
     for name in params.task.names:
         try:
             get_task(name, params.seed)

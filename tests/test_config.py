@@ -115,6 +115,57 @@ def test_invalid_yaml_raises_one_line(tmp_path):
     assert "not valid YAML" in message
 
 
+def test_invalid_yaml_names_the_line_and_the_problem(tmp_path):
+    message = load_error(tmp_path, "seed: 1\nsample:\n  temperature: [0.7\n")
+    assert message.endswith(
+        "params.yaml: line 4: not valid YAML: while parsing a flow sequence: "
+        "expected ',' or ']', but got '<stream end>'"
+    )
+
+
+def test_empty_task_names_raise_listing_the_known_tasks(tmp_path):
+    message = load_error(tmp_path, "task:\n  names: []\n")
+    assert message == (
+        f"{tmp_path / 'params.yaml'}: task.names = []: must name at least one of "
+        "synthetic-debate, synthetic-exchange"
+    )
+
+
+def test_duplicate_key_in_a_section_raises_with_its_path_and_both_lines(tmp_path):
+    text = "seed: 1\nselect:\n  alpha: 0.5\n  gamma: 1.0\n  alpha: 0.3\n"
+    message = load_error(tmp_path, text)
+    assert message == (
+        f"{tmp_path / 'params.yaml'}: line 5: select.alpha: duplicate key (first at line 3); "
+        "a key may appear once"
+    )
+
+
+def test_duplicate_top_level_section_raises_even_when_its_keys_differ(tmp_path):
+    message = load_error(tmp_path, "sft:\n  epochs: 1\nseed: 2\nsft:\n  batch_size: 4\n")
+    assert message.endswith(": line 4: sft: duplicate key (first at line 1); a key may appear once")
+
+
+def test_duplicate_key_in_a_list_entry_names_the_entry(tmp_path):
+    message = load_error(tmp_path, "iterations:\n  - {k: 0}\n  - {k: 1, k: 2}\n")
+    assert message.endswith(
+        ": line 3: iterations[1].k: duplicate key (first at line 3); a key may appear once"
+    )
+
+
+def test_the_same_key_in_sibling_sections_is_not_a_duplicate(tmp_path):
+    params = load_params(write(tmp_path, "sft:\n  learning_rate: 1e-4\ndpo:\n  learning_rate: 1e-6\n"))
+    assert (params.sft.learning_rate, params.dpo.learning_rate) == (1e-4, 1e-6)
+
+
+def test_a_key_overriding_a_merged_one_is_not_a_duplicate(tmp_path):
+    text = (
+        "reward:\n  exchange: &lam {lambda_token: -0.5, lambda_loss: 0.8}\n"
+        "  debate:\n    <<: *lam\n    lambda_loss: 0.7\n"
+    )
+    params = load_params(write(tmp_path, text))
+    assert params.reward.debate == type(params.reward.debate)(lambda_token=-0.5, lambda_loss=0.7)
+
+
 def test_float_in_exponent_notation_loads(tmp_path):
     # The help text shows the paper's values as "2e-5" and "1e-6"; a user who copies them into
     # params.yaml must get the number, not "must be a number" (PyYAML reads 2e-5 as a string).
