@@ -1,15 +1,19 @@
-"""Added, removed and changed rows of one table between two git revisions (DESIGN §3, ``dits diff``).
+"""Added, removed and changed rows of one table between two revisions (DESIGN §3, ``dits diff``).
 
 Rows are joined by the table's key (``store.KEYS``) plus ``iter``; keys are content hashes, so the
 same datum has the same key at both revisions and a changed row means a changed value, not a
-reshuffle. Old revisions are read through DVC from the local cache (STACK §8); ``WORKTREE`` (or
-``.``) means the files on disk now.
+reshuffle. A revision is anything DVC resolves: a git revision or a DVC experiment name (``dvc exp
+run -n NAME`` commits under ``refs/exps``, and DVC's git filesystem looks names up there). Its
+tables are read through DVC from the local cache (STACK §8); ``WORKTREE`` (or ``.``) means the
+files on disk now.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -37,9 +41,10 @@ class TableDiff:
 
 
 def read_at(rev: str, table: str, iteration: int | None = None, root: str = "data") -> pl.DataFrame:
-    """Return ``table`` (one iteration's, or all) as it was at git revision ``rev``, with ``iter``.
+    """Return ``table`` (one iteration's, or all) as it was at revision ``rev``, with ``iter``.
 
     A table with no parts at ``rev`` is empty, not an error: it may not have been written yet.
+    A table whose files are not in the local DVC cache is an error that says how to get them.
     """
     if table not in KEYS:
         raise DitsError(f"diff: unknown table {table!r}; known: {', '.join(KEYS)}")
@@ -47,25 +52,12 @@ def read_at(rev: str, table: str, iteration: int | None = None, root: str = "dat
     if rev in WORKTREE:
         parts = [(str(p), p.open) for p in sorted(Path().glob(pattern))]
     else:
-        from dvc.api import DVCFileSystem
-        from dvc.exceptions import DvcException
-
-        fs = DVCFileSystem(repo=".", rev=rev)
-        try:
-            paths = sorted(fs.glob(pattern))
-        except DvcException as exc:
-            raise DitsError(f"diff: revision {rev!r}: {exc}") from None
-        parts = [(f"{rev}:{p}", lambda mode, p=p: fs.open(p, mode)) for p in paths]
+        parts = _parts_at(rev, pattern, table, root)
     frames = [_empty(table)]
     for where, open_part in parts:
         k = int(PurePosixPath(where).parent.name.split("=", 1)[1])
-        try:
-            with open_part("rb") as f:
-                arrow = pq.read_table(f)
-        except FileNotFoundError:
-            raise DitsError(
-                f"{where}: not in the local DVC cache (fetch it with `dvc fetch --all-commits`)"
-            ) from None
+        with open_part("rb") as f:
+            arrow = pq.read_table(f)
         frames.append(
             pl.from_arrow(conform(table, arrow, where)).with_columns(pl.lit(k, pl.Int64).alias("iter"))
         )
@@ -76,6 +68,44 @@ def read_at(rev: str, table: str, iteration: int | None = None, root: str = "dat
         row = ", ".join(f"{c}={v}" for c, v in duplicated.row(0, named=True).items())
         raise DitsError(f"{rev}:{root}/{table}: key {row} appears more than once")
     return frame
+
+
+def _parts_at(rev: str, pattern: str, table: str, root: str) -> list[tuple[str, Callable]]:
+    """Return ``(where, open)`` of each part file matching ``pattern`` at revision ``rev``.
+
+    DVC lists a tracked directory from its listing object in the cache and opens a file from its
+    object there: on a fresh clone neither is present, and dvc_data says so with a
+    ``DataIndexDirError`` (listing) or a ``FileNotFoundError`` (file), raised here as one line.
+    """
+    from dvc.api import DVCFileSystem
+    from dvc.exceptions import DvcException
+    from dvc.scm import RevError
+    from dvc_data.index import DataIndexDirError
+
+    missing = DitsError(
+        f"diff: revision {rev!r}: table {table} ({root}/{table}) is not in the local DVC cache; "
+        f"fetch it from a DVC remote (`dvc fetch --all-commits`) or check out {rev} and run `dvc repro`"
+    )
+    fs = DVCFileSystem(repo=".", rev=rev)
+    try:
+        paths = sorted(fs.glob(pattern))
+    except RevError as exc:
+        raise DitsError(
+            f"diff: revision {rev!r}: {exc}; expected a git revision, a DVC experiment name "
+            "(`dvc exp show` lists them) or WORKTREE"
+        ) from None
+    except DvcException as exc:
+        raise DitsError(f"diff: revision {rev!r}: {str(exc).splitlines()[0]}") from None
+    except DataIndexDirError:
+        raise missing from None
+
+    def open_at(path: str, mode: str) -> BinaryIO:
+        try:
+            return fs.open(path, mode)
+        except FileNotFoundError:
+            raise missing from None
+
+    return [(f"{rev}:{p}", lambda mode, p=p: open_at(p, mode)) for p in paths]
 
 
 def _empty(table: str) -> pl.DataFrame:
@@ -108,7 +138,7 @@ def compare(table: str, a: pl.DataFrame, b: pl.DataFrame) -> TableDiff:
 
 
 def diff(table: str, rev_a: str, rev_b: str, iteration: int | None = None) -> TableDiff:
-    """Return ``table`` compared between git revisions ``rev_a`` and ``rev_b``."""
+    """Return ``table`` compared between revisions ``rev_a`` and ``rev_b``."""
     return compare(table, read_at(rev_a, table, iteration), read_at(rev_b, table, iteration))
 
 

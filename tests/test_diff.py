@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -136,6 +137,99 @@ def test_diff_bad_revision_or_table_prints_one_line_and_returns_1(in_repo, capsy
     assert len(lines) == 1 and lines[0].startswith("dits: error:")
     assert expected in lines[0]
     assert captured.out == ""
+
+
+def test_diff_unknown_revision_says_what_a_revision_may_be(in_repo, capsys):
+    assert main(["diff", "nope", "HEAD", "--table", "pairs"]) == 1
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("; expected a git revision, a DVC experiment name (`dvc exp show` lists them) or WORKTREE")
+    )
+
+
+NOT_CACHED = (
+    "dits: error: diff: revision 'HEAD~1': table pairs (data/pairs) is not in the local DVC cache; "
+    "fetch it from a DVC remote (`dvc fetch --all-commits`) or check out HEAD~1 and run `dvc repro`\n"
+)
+
+
+def test_diff_on_a_fresh_clone_says_which_revision_and_table_are_not_cached(
+    repo, tmp_path, monkeypatch, capsys
+):
+    # A clone has every revision's .dvc files but an empty cache: DVC cannot even list data/pairs.
+    sh(tmp_path, "git", "clone", "-q", str(repo), "fresh")
+    monkeypatch.chdir(tmp_path / "fresh")
+    assert main(["diff", "HEAD~1", "HEAD", "--table", "pairs"]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", NOT_CACHED)
+
+
+def test_diff_with_a_listing_but_no_file_in_the_cache_says_the_same(repo, tmp_path, monkeypatch, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(repo, copy)
+    shutil.rmtree(copy / "data")
+    for obj in (copy / ".dvc" / "cache" / "files").rglob("*"):
+        if obj.is_file() and obj.suffix != ".dir":
+            obj.unlink()
+    monkeypatch.chdir(copy)
+    assert main(["diff", "HEAD~1", "HEAD", "--table", "pairs"]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", NOT_CACHED)
+
+
+SELECT_STAGE = """\
+import polars as pl
+import yaml
+
+from dits.store import part_path, write_part
+
+alpha = yaml.safe_load(open("params.yaml"))["select"]["alpha"]
+rows = [
+    {"pair_id": f"p{i}", "task": "t", "rank": i, "h": 1.0 - i / 4, "by": "q", "alpha": alpha, "gamma": 1.0}
+    for i in range(round(4 * alpha))
+]
+write_part(part_path("data", "selected", 0), "selected", pl.DataFrame(rows))
+"""
+
+
+@pytest.fixture(scope="module")
+def exp_repo(tmp_path_factory):
+    """A git + DVC repo whose one stage selects round(4·α) pairs; HEAD has α = 0.5.
+
+    Experiment ``a75`` (``dvc exp run -n a75 -S select.alpha=0.75``) selects one pair more and
+    records α = 0.75 in every row.
+    """
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DVC_NO_ANALYTICS", "1")
+    repo = tmp_path_factory.mktemp("exp_repo")
+    sh(repo, "git", "init", "-q")
+    sh(repo, "git", "config", "user.name", "dits test")
+    sh(repo, "git", "config", "user.email", "test@dits.invalid")
+    sh(repo, "git", "config", "commit.gpgsign", "false")
+    dvc(repo, "init", "-q")
+    (repo / "write_selected.py").write_text(SELECT_STAGE)
+    (repo / "params.yaml").write_text("select:\n  alpha: 0.5\n")
+    (repo / "dvc.yaml").write_text(
+        f"stages:\n  select:\n    cmd: {sys.executable} write_selected.py\n    deps: [write_selected.py]\n"
+        "    params: [select.alpha]\n    outs: [data/selected]\n"
+    )
+    dvc(repo, "repro", "-q")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "select half")
+    dvc(repo, "exp", "run", "-q", "-n", "a75", "-S", "select.alpha=0.75")
+    yield repo
+    mp.undo()
+
+
+def test_diff_reads_a_dvc_experiment_by_name(exp_repo, monkeypatch, capsys):
+    monkeypatch.chdir(exp_repo)
+    assert main(["diff", "HEAD", "a75", "--table", "selected"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("selected: HEAD → a75 (key: iter, pair_id)\n")
+    assert counts(out) == {"added": 1, "removed": 0, "changed": 2, "unchanged": 0}
+    assert "  iter=0 pair_id=p0  alpha: 0.5 → 0.75\n" in out
+    assert "  iter=0 pair_id=p2  task='t'  rank=2  h=0.5  by='q'  alpha=0.75  gamma=1.0\n" in out
 
 
 def test_compare_treats_null_and_nested_values_by_content():
