@@ -7,8 +7,12 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dits.errors import DitsError
+
+if TYPE_CHECKING:
+    import duckdb
 
 EPILOG_SQL = """examples:
   dits sql "SELECT iter, count(*), avg(reward) FROM dialogues GROUP BY iter"
@@ -26,9 +30,12 @@ EPILOG_DIFF = """examples:
   dits diff HEAD~1 HEAD --table pairs
   dits diff main WORKTREE --table selected --iter 0 --examples 10
   dits diff v1 v2 --table eval
+  dvc exp run -n a03 -S select.alpha=0.3 && dits diff HEAD a03 --table selected
 
-REV is any git revision; WORKTREE (or .) is the files on disk now. A table that does not
-exist at a revision counts as empty. Old revisions are read from the local DVC cache.
+REV is a git revision (commit, branch, tag, HEAD~1), a DVC experiment name (`dvc exp show`
+lists them) or WORKTREE (or .), the files on disk now. A table that does not exist at a
+revision counts as empty. Revisions are read from the local DVC cache: on a fresh clone,
+fetch them from a DVC remote first (`dvc fetch --all-commits`, `dvc exp pull REMOTE NAME`).
 """
 
 
@@ -62,6 +69,13 @@ def cmd_run(args: argparse.Namespace) -> None:
     spec = importlib.util.spec_from_file_location(f"dits_stage_{args.stage}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    # A stage that does not shard would run whole and write its full output under every shard.
+    if args.shard != (0, 1) and getattr(module, "SHARDED", False) is not True:
+        i, n = args.shard
+        raise DitsError(
+            f"{path}: --shard {i}/{n}: stage {args.stage} does not shard (a stage that does sets "
+            "SHARDED = True); run it without --shard"
+        )
     from dits.config import load_params
 
     module.main(load_params(args.params), args.iter, args.shard)
@@ -82,6 +96,11 @@ def cmd_sql(args: argparse.Namespace) -> None:
             print(f"wrote {args.output}", file=sys.stderr)
             return
         frame = rel.pl()
+    except duckdb.CatalogException as exc:
+        views = _views(con)
+        if not views:
+            raise _no_tables(args.data, f"; the query failed: {str(exc).splitlines()[0]}") from None
+        raise DitsError(f"sql: {str(exc).splitlines()[0]} (tables: {', '.join(sorted(views))})") from None
     except duckdb.Error as exc:
         raise DitsError(f"sql: {str(exc).splitlines()[0]}") from None
     if args.format == "csv":
@@ -105,46 +124,113 @@ def _print_table(columns, rows, title: str | None = None) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    metrics = sorted(Path(args.metrics).glob("iter=*.json"), key=lambda p: int(p.stem.split("=")[1]))
+    metrics = sorted((_iteration(p), p) for p in Path(args.metrics).glob("iter=*.json"))
     if not metrics:
         raise DitsError(f"{args.metrics}: no metrics yet (run `dvc repro`)")
-    rows = []
-    for path in metrics:
-        k = int(path.stem.split("=")[1])
-        for task, models in json.loads(path.read_text())["eval"].items():
-            for model, m in models.items():
-                gain = m.get("gain_over_base")
-                rows.append(
-                    (
-                        k,
-                        task,
-                        model,
-                        f"{m['score']:.3f} ± {m['score_se']:.3f}",
-                        m["n"],
-                        f"{m['tokens']:.1f}",
-                        f"{m['chance']:.3f}",
-                        "" if gain is None else f"{gain:+.3f} ± {m['gain_over_base_se']:.3f}",
-                    )
-                )
     _print_table(
         ["iter", "task", "model", "score ± se", "n", "tokens/dialogue", "chance", "gain vs base (paired)"],
-        rows,
+        [(k, *row) for k, path in metrics for row in _eval_rows(path)],
         title="test metrics",
     )
-    _print_search_counts(args.data)
-    _print_cost(args.data, args.metrics)
+    import duckdb
+
+    from dits.store import connect
+
+    con = connect(args.data)
+    views = _views(con)
+    if not views:
+        raise _no_tables(args.data)
+    try:
+        _print_search_counts(con, views)
+        _print_cost(con, views, args.metrics)
+    except duckdb.Error as exc:
+        raise DitsError(f"{args.data}: a table of another shape: {str(exc).splitlines()[0]}") from None
     times = sorted(Path(args.metrics, "stages").glob("*.json"))
     if times:
-        stage_rows = [(p.stem, f"{json.loads(p.read_text())['seconds']:.1f}") for p in times]
+        stage_rows = [(p.stem, f"{_stage_seconds(p):.1f}") for p in times]
         _print_table(["stage", "seconds"], stage_rows, title="stage times (last run)")
 
 
-def _print_search_counts(data: str) -> None:
-    """Trees, nodes, pairs and selected pairs per iteration and task, from the tables themselves."""
-    from dits.store import connect
+EVAL_FIELDS = ("score", "score_se", "n", "tokens", "chance")
 
-    con = connect(data)
-    views = {row[0] for row in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+
+def _iteration(path: Path) -> int:
+    """Return k of a metrics file named ``iter=<k>.json``."""
+    try:
+        return int(path.stem.split("=", 1)[1])
+    except ValueError:
+        raise DitsError(f"{path}: expected a name iter=<k>.json with an integer k") from None
+
+
+def _eval_rows(path: Path) -> list[tuple]:
+    """Return one row per task and model of an evaluate metrics file, every field checked.
+
+    The file is the evaluate stage's, but one of another shape (an older layout, a hand edit)
+    has to stop with the file and the field, not with a KeyError.
+    """
+    top = _object(_read_json(path), path, "")
+    if "eval" not in top:
+        raise DitsError(f"{path}: eval: missing; expected {{task: {{model: {{{', '.join(EVAL_FIELDS)}}}}}}}")
+    rows = []
+    for task, models in _object(top["eval"], path, "eval").items():
+        for model, entry in _object(models, path, f"eval.{task}").items():
+            prefix = f"eval.{task}.{model}."
+            entry = _object(entry, path, prefix.rstrip("."))
+            score, se, n, tokens, chance = (_number(entry, key, path, prefix) for key in EVAL_FIELDS)
+            gain = ""
+            if "gain_over_base" in entry:
+                gain_se = _number(entry, "gain_over_base_se", path, prefix)
+                gain = f"{_number(entry, 'gain_over_base', path, prefix):+.3f} ± {gain_se:.3f}"
+            rows.append((task, model, f"{score:.3f} ± {se:.3f}", n, f"{tokens:.1f}", f"{chance:.3f}", gain))
+    return rows
+
+
+def _stage_seconds(path: Path) -> float:
+    """Return the wall time recorded in a ``metrics/stages/<name>.json`` file."""
+    return _number(_object(_read_json(path), path, ""), "seconds", path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DitsError(f"{path}: not JSON ({exc})") from None
+
+
+def _object(value: Any, path: Path, name: str) -> dict:
+    """Return ``value`` if it is a JSON object; ``name`` is its dotted key in ``path``."""
+    if not isinstance(value, dict):
+        raise DitsError(f"{path}: {name or 'top level'} = {_json_text(value)}: expected an object")
+    return value
+
+
+def _number(entry: dict, key: str, path: Path, prefix: str = "") -> float:
+    """Return ``entry[key]`` if it is a number; ``prefix + key`` is its dotted key in ``path``."""
+    if key not in entry:
+        raise DitsError(f"{path}: {prefix}{key}: missing; expected a number")
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DitsError(f"{path}: {prefix}{key} = {_json_text(value)}: expected a number")
+    return value
+
+
+def _json_text(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Return the table views ``store.connect`` made: one per table directory with parts."""
+    return {row[0] for row in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+
+
+def _no_tables(data: str, detail: str = "") -> DitsError:
+    """Return the error for a tables directory that holds no table: nothing was run or pulled."""
+    return DitsError(f"{data}: no tables yet; run `dvc repro` (or `dvc pull` from a DVC remote){detail}")
+
+
+def _print_search_counts(con: duckdb.DuckDBPyConnection, views: set[str]) -> None:
+    """Trees, nodes, pairs and selected pairs per iteration and task, from the tables themselves."""
     if not {"nodes", "pairs"} <= views:
         return
     selected = (
@@ -163,7 +249,7 @@ def _print_search_counts(data: str) -> None:
     _print_table(["iter", "task", "trees", "nodes", "pairs", "selected"], rows, title="search")
 
 
-def _print_cost(data: str, metrics: str) -> None:
+def _print_cost(con: duckdb.DuckDBPyConnection, views: set[str], metrics: str) -> None:
     """What data synthesis cost per iteration: the search stage beside the influence stage.
 
     Seconds are the stages' wall times of the last run (``metrics/stages``), setup included, so
@@ -172,10 +258,6 @@ def _print_cost(data: str, metrics: str) -> None:
     episodes whose outcome a one-step perturbation changed, the quantity that decides whether
     influence carries any signal.
     """
-    from dits.store import connect
-
-    con = connect(data)
-    views = {row[0] for row in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     if not {"nodes", "influence"} <= views:
         return
     rows = con.sql(
@@ -197,7 +279,7 @@ def _print_cost(data: str, metrics: str) -> None:
 
     def stage_seconds(stage: str) -> str:
         path = Path(metrics, "stages", f"{stage}.json")
-        return f"{json.loads(path.read_text())['seconds']:.1f}" if path.exists() else ""
+        return f"{_stage_seconds(path):.1f}" if path.exists() else ""
 
     table = [
         (
@@ -283,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("stage", help="stage name: a file stages/<name>.py")
     run.add_argument("--iter", type=int, default=0, help="iteration k (default 0)")
-    run.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: work on one slice (default 0/1)")
+    run.add_argument(
+        "--shard", type=_shard, default=(0, 1), help="I/N: one slice of a stage that shards (default 0/1)"
+    )
     run.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     run.set_defaults(func=cmd_run)
 

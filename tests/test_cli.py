@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -77,6 +78,25 @@ def test_sql_on_missing_table_prints_one_line_and_returns_1(tmp_path, capsys):
     assert "dialogues" in assert_one_error_line(capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("empty", [False, True])
+def test_sql_before_any_table_says_to_run_dvc_repro(tmp_path, capsys, empty):
+    if empty:
+        (tmp_path / "data" / "pairs").mkdir(parents=True)
+    assert sql(tmp_path, "SELECT * FROM pairs") == 1
+    assert assert_one_error_line(capsys.readouterr().err) == (
+        f"dits: error: {tmp_path / 'data'}: no tables yet; run `dvc repro` (or `dvc pull` from a DVC "
+        "remote); the query failed: Catalog Error: Table with name pairs does not exist!"
+    )
+
+
+def test_sql_on_a_table_not_written_yet_lists_the_tables_there(tmp_path, capsys):
+    write_part(part_path(tmp_path / "data", "selected", 0), "selected", selected_frame())
+    assert sql(tmp_path, "SELECT * FROM pairs") == 1
+    assert assert_one_error_line(capsys.readouterr().err) == (
+        "dits: error: sql: Catalog Error: Table with name pairs does not exist! (tables: selected)"
+    )
+
+
 def test_sql_error_while_running_the_query_prints_one_line_and_returns_1(tmp_path, capsys):
     # DuckDB relations are lazy: a conversion error surfaces only when the rows are fetched.
     assert sql(tmp_path, "SELECT CAST('x' AS INTEGER) AS y") == 1
@@ -105,15 +125,62 @@ def test_run_unknown_stage_lists_known_stages(tmp_path, monkeypatch, capsys):
     assert assert_one_error_line(capsys.readouterr().err).endswith("known stages: prepare, sample")
 
 
-def test_run_calls_the_stage_main_with_params_iter_and_shard(tmp_path, monkeypatch, capsys):
+def echo_stage(tmp_path, monkeypatch, header: str = "") -> None:
+    """A stage ``echo`` under ``tmp_path/stages`` that prints its arguments; cwd is ``tmp_path``."""
     (tmp_path / "stages").mkdir()
     (tmp_path / "stages" / "echo.py").write_text(
-        "def main(params, k, shard):\n    print(params.seed, k, shard)\n"
+        f"{header}def main(params, k, shard):\n    print(params.seed, k, shard)\n"
     )
     (tmp_path / "params.yaml").write_text("seed: 5\n")
     monkeypatch.chdir(tmp_path)
+
+
+def test_run_calls_the_stage_main_with_params_iter_and_shard(tmp_path, monkeypatch, capsys):
+    echo_stage(tmp_path, monkeypatch, "SHARDED = True\n")
     assert main(["run", "echo", "--iter", "2", "--shard", "1/3"]) == 0
     assert capsys.readouterr().out == "5 2 (1, 3)\n"
+
+
+def test_run_gives_a_stage_that_does_not_shard_the_whole(tmp_path, monkeypatch, capsys):
+    echo_stage(tmp_path, monkeypatch)
+    assert main(["run", "echo", "--iter", "1"]) == 0
+    assert capsys.readouterr().out == "5 1 (0, 1)\n"
+
+
+@pytest.mark.parametrize("header", ["", "SHARDED = False\n", "SHARDED = 'yes'\n"])
+def test_run_rejects_shard_on_a_stage_that_does_not_shard(tmp_path, monkeypatch, capsys, header):
+    echo_stage(tmp_path, monkeypatch, header)
+    assert main(["run", "echo", "--shard", "1/2"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert assert_one_error_line(captured.err) == (
+        "dits: error: stages/echo.py: --shard 1/2: stage echo does not shard (a stage that does sets "
+        "SHARDED = True); run it without --shard"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "task:\n  names: []\n",
+            "params.yaml: task.names = []: must name at least one of synthetic-debate, synthetic-exchange",
+        ),
+        (
+            "seed: 5\nsearch:\n  rollouts: 3\n  top_k: 10\n  rollouts: 5\n",
+            "params.yaml: line 5: search.rollouts: duplicate key (first at line 3); a key may appear once",
+        ),
+    ],
+)
+def test_run_with_a_params_fault_prints_one_line_naming_file_and_key(
+    tmp_path, monkeypatch, capsys, text, expected
+):
+    echo_stage(tmp_path, monkeypatch)
+    (tmp_path / "params.yaml").write_text(text)
+    assert main(["run", "echo"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert assert_one_error_line(captured.err) == f"dits: error: {expected}"
 
 
 def test_run_with_bad_params_returns_1(tmp_path, monkeypatch, capsys):
@@ -136,3 +203,135 @@ def test_run_rejects_a_bad_shard(shard, capsys):
 def test_show_without_metrics_returns_1(tmp_path, capsys):
     assert main(["show", "--metrics", str(tmp_path / "metrics")]) == 1
     assert "no metrics yet" in assert_one_error_line(capsys.readouterr().err)
+
+
+EVAL_METRICS = {
+    "eval": {
+        "synthetic-debate": {
+            "base": {"score": 0.495, "score_se": 0.0354, "n": 200, "tokens": 35.42, "chance": 0.0592},
+            "dpo": {
+                "score": 0.64,
+                "score_se": 0.034,
+                "n": 200,
+                "tokens": 34.31,
+                "chance": 0.0592,
+                "gain_over_base": 0.145,
+                "gain_over_base_se": 0.0472,
+            },
+        }
+    }
+}
+
+
+def selected_frame() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "pair_id": ["p0"],
+            "task": ["t"],
+            "rank": [0],
+            "h": [1.0],
+            "by": ["q"],
+            "alpha": [0.5],
+            "gamma": [1.0],
+        }
+    )
+
+
+def show(tmp_path, metrics: dict[str, str], tables: bool = True) -> int:
+    """Run ``dits show`` over metrics files ``{name: text}`` and, if ``tables``, one small table."""
+    (tmp_path / "metrics").mkdir(exist_ok=True)
+    for name, text in metrics.items():
+        (tmp_path / "metrics" / name).write_text(text)
+    if tables:
+        write_part(part_path(tmp_path / "data", "selected", 0), "selected", selected_frame())
+    return main(["show", "--metrics", str(tmp_path / "metrics"), "--data", str(tmp_path / "data")])
+
+
+def test_show_prints_score_and_paired_gain_of_each_model(tmp_path, capsys):
+    assert show(tmp_path, {"iter=0.json": json.dumps(EVAL_METRICS)}) == 0
+    out = capsys.readouterr().out
+    assert "│ 0    │ synthetic-debate │ base  │ 0.495 ± 0.035 │ 200 │ 35.4" in out
+    assert "0.640 ± 0.034 │ 200 │ 34.3            │ 0.059  │ +0.145 ± 0.047" in out
+
+
+def bad_shape(path: tuple[str, ...], value: object = None) -> str:
+    """EVAL_METRICS as JSON with the entry at ``path`` replaced by ``value`` (None: removed)."""
+    metrics = json.loads(json.dumps(EVAL_METRICS))
+    entry = metrics
+    for key in path[:-1]:
+        entry = entry[key]
+    if value is None:
+        del entry[path[-1]]
+    else:
+        entry[path[-1]] = value
+    return json.dumps(metrics)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (
+            "iter=0.json",
+            '{"test": {}}',
+            "iter=0.json: eval: missing; expected {task: {model: {score, score_se, n, tokens, chance}}}",
+        ),
+        (
+            "iter=0.json",
+            bad_shape(("eval", "synthetic-debate", "base", "score_se")),
+            "iter=0.json: eval.synthetic-debate.base.score_se: missing; expected a number",
+        ),
+        (
+            "iter=0.json",
+            bad_shape(("eval", "synthetic-debate", "dpo", "gain_over_base_se")),
+            "iter=0.json: eval.synthetic-debate.dpo.gain_over_base_se: missing; expected a number",
+        ),
+        (
+            "iter=0.json",
+            bad_shape(("eval", "synthetic-debate", "base", "n"), "200"),
+            'iter=0.json: eval.synthetic-debate.base.n = "200": expected a number',
+        ),
+        (
+            "iter=0.json",
+            bad_shape(("eval", "synthetic-debate"), [0.5]),
+            "iter=0.json: eval.synthetic-debate = [0.5]: expected an object",
+        ),
+        ("iter=0.json", "score: 0.5\n", "iter=0.json: not JSON (Expecting value: line 1 column 1 (char 0))"),
+        ("iter=last.json", "{}", "iter=last.json: expected a name iter=<k>.json with an integer k"),
+    ],
+)
+def test_show_over_a_metrics_file_of_another_shape_names_file_and_field(
+    tmp_path, capsys, name, text, expected
+):
+    assert show(tmp_path, {name: text}) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert assert_one_error_line(captured.err) == f"dits: error: {tmp_path / 'metrics'}/{expected}"
+
+
+def test_show_over_a_stage_time_without_seconds_names_the_file(tmp_path, capsys):
+    (tmp_path / "metrics" / "stages").mkdir(parents=True)
+    (tmp_path / "metrics" / "stages" / "sample@0.json").write_text('{"stage": "sample@0"}')
+    assert show(tmp_path, {"iter=0.json": json.dumps(EVAL_METRICS)}) == 1
+    path = tmp_path / "metrics" / "stages" / "sample@0.json"
+    assert assert_one_error_line(capsys.readouterr().err) == (
+        f"dits: error: {path}: seconds: missing; expected a number"
+    )
+
+
+def test_show_before_any_table_prints_the_metrics_then_says_to_run_dvc_repro(tmp_path, capsys):
+    assert show(tmp_path, {"iter=0.json": json.dumps(EVAL_METRICS)}, tables=False) == 1
+    captured = capsys.readouterr()
+    assert "test metrics" in captured.out
+    assert assert_one_error_line(captured.err) == (
+        f"dits: error: {tmp_path / 'data'}: no tables yet; run `dvc repro` (or `dvc pull` from a DVC remote)"
+    )
+
+
+def test_show_over_a_table_of_another_shape_prints_one_line(tmp_path, capsys):
+    for table in ("nodes", "pairs"):
+        folder = tmp_path / "data" / table / "iter=0"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"tree_id": ["t0"]}), folder / "part-0.parquet")
+    assert show(tmp_path, {"iter=0.json": json.dumps(EVAL_METRICS)}, tables=False) == 1
+    line = assert_one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"dits: error: {tmp_path / 'data'}: a table of another shape: Binder Error:")
