@@ -6,8 +6,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -58,14 +60,17 @@ def tiny_params() -> dict:
     return params
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {
+def _env() -> dict[str, str]:
+    return {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
         "CI": "true",
     }
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=900)
 
 
 def _make_repo(dst: Path) -> Path:
@@ -181,31 +186,35 @@ def test_same_seed_gives_identical_tables(repro: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_search_resumes_from_finished_parts_with_identical_tables(repro: Path) -> None:
-    before = {p.name: p.read_bytes() for p in (repro / "data" / "pairs" / "iter=0").glob("*.parquet")}
-    nodes_before = _table_hashes(repro)
-    (work,) = (repro / ".dits" / "work" / "search" / "iter=0").iterdir()
-    for name in ("nodes-1.parquet", "pairs-1.parquet"):
-        (work / name).unlink()  # as if the run was killed after finishing part 0
-    out = _run(["dits", "run", "search", "--iter", "0"], repro)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "part 0/2 already done" in out.stderr
-    after = {p.name: p.read_bytes() for p in (repro / "data" / "pairs" / "iter=0").glob("*.parquet")}
-    assert set(after) == set(before) == {"part-0.parquet", "part-1.parquet"}
-    assert _table_hashes(repro) == nodes_before
-
-
-@pytest.mark.slow
-def test_influence_resumes_from_finished_parts_with_identical_tables(repro: Path) -> None:
+@pytest.mark.parametrize("stage", ["search", "influence"])
+def test_a_killed_stage_reuses_its_finished_units_and_writes_identical_tables(
+    repro: Path, stage: str
+) -> None:
     before = _table_hashes(repro)
-    (work,) = (repro / ".dits" / "work" / "influence" / "iter=0").iterdir()
-    (work / "synthetic-debate-1.parquet").unlink()  # as if the run was killed before the last part
-    out = _run(["dits", "run", "influence", "--iter", "0"], repro)
+    work = repro / ".dits" / "work" / stage / "iter=0"
+    proc = subprocess.Popen(
+        ["dits", "run", stage, "--iter", "0"],
+        cwd=repro,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    while not any(work.glob("*/*")):  # the first finished unit
+        assert proc.poll() is None, f"{stage} ended before it finished a unit"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (key,) = work.iterdir()
+    units = len(list(key.iterdir()))
+    out = _run(["dits", "run", stage, "--iter", "0"], repro)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "synthetic-exchange: all 2 parts already done" in out.stderr
+    assert f"reused {units} finished part(s)" in out.stderr
     assert _table_hashes(repro) == before
-    rows = _run(["dits", "sql", "SELECT count(*) FROM influence WHERE iter = 0", "--format", "csv"], repro)
-    assert int(rows.stdout.splitlines()[1]) > 0
+    assert not work.exists()
+    assert not list((repro / "data").rglob("*.tmp*")) and not list((repro / "models").rglob("*.tmp*"))
 
 
 @pytest.mark.slow
