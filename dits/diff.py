@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dits.errors import DitsError
@@ -57,7 +58,7 @@ def read_at(rev: str, table: str, iteration: int | None = None, root: str = "dat
     for where, open_part in parts:
         k = int(PurePosixPath(where).parent.name.split("=", 1)[1])
         with open_part("rb") as f:
-            arrow = pq.read_table(f)
+            arrow = _with_added_columns(table, pq.read_table(f))
         frames.append(
             pl.from_arrow(conform(table, arrow, where)).with_columns(pl.lit(k, pl.Int64).alias("iter"))
         )
@@ -106,6 +107,18 @@ def _parts_at(rev: str, pattern: str, table: str, root: str) -> list[tuple[str, 
             raise missing from None
 
     return [(f"{rev}:{p}", lambda mode, p=p: open_at(p, mode)) for p in paths]
+
+
+def _with_added_columns(table: str, arrow: pa.Table) -> pa.Table:
+    """Return ``arrow`` with the nullable columns the schema gained since it was written, as nulls.
+
+    A revision written before a column existed (``nodes.removed_at``) still diffs against a newer
+    one: its rows show the new column as changed from null, which is what happened.
+    """
+    for field in SCHEMAS[table]:
+        if field.name not in arrow.column_names and field.nullable:
+            arrow = arrow.append_column(field, pa.nulls(arrow.num_rows, field.type))
+    return arrow
 
 
 def _empty(table: str) -> pl.DataFrame:

@@ -7,6 +7,7 @@ import sys
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from dits.cli import main
@@ -247,3 +248,15 @@ def test_read_at_rejects_a_duplicated_key(tmp_path, monkeypatch):
     write_part(part_path("data", "pairs", 0), "pairs", pairs(pair("p0"), pair("p0")))
     with pytest.raises(DitsError, match="pair_id=p0 appears more than once"):
         read_at("WORKTREE", "pairs")
+
+
+def test_read_at_gives_a_column_added_since_a_revision_as_null(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    old = SCHEMAS["nodes"].remove(SCHEMAS["nodes"].get_field_index("removed_at"))
+    row = {f.name: None for f in old} | {"tree_id": "t", "node_id": "n", "depth": 0, "visits": 1}
+    path = part_path("data", "nodes", 0)
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([row], schema=old), path)
+    frame = read_at("WORKTREE", "nodes")
+    assert frame["removed_at"].to_list() == [None]
+    assert frame["node_id"].to_list() == ["n"]
