@@ -167,7 +167,7 @@ class PairParams:
     debate_q_min: float = param(0.45, "keep a pair if Q(chosen) > this (debate tasks)", paper="0.45")
     gap: float = param(0.2, "keep a pair if Q(chosen) - Q(rejected) > this", paper="0.2", min=0.0)
     keep_fraction: float = param(
-        0.5, "per tree, keep the top fraction by Q(chosen)", paper="0.5", min=0.0, max=1.0
+        0.5, "per tree, keep the top fraction by Q(chosen), at least one pair", paper="0.5", min=0.0, max=1.0
     )
 
 
