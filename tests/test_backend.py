@@ -9,6 +9,7 @@ from transformers import AutoTokenizer
 
 from dits.backends.base import Sampling
 from dits.backends.hf import HFBackend, _shared_prefix_lengths
+from dits.errors import DitsError
 
 SYSTEMS = ["You are Alice. Question: where was the ceo born ?", "You are Bob. Question: what is 3 + 4 ?"]
 
@@ -75,6 +76,48 @@ def test_loglik_batched_matches_alone(backend: HFBackend) -> None:
     alone = [backend.loglik([c], [m])[0] for c, m in zip(rows, messages, strict=True)]
     assert batched == pytest.approx(alone, abs=1e-5)
     assert len(set(batched)) > 1
+
+
+def end_logprob(backend: HFBackend, prompt: str) -> float:
+    """log p(<|end|> | prompt) straight from the model: what an empty message must score."""
+    ids = backend.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = backend.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+    return float(torch.log_softmax(logits, dim=-1)[backend.end_id])
+
+
+def test_loglik_of_an_empty_message_is_the_log_prob_of_ending_the_turn_at_once(backend: HFBackend) -> None:
+    chat = [{"role": "system", "content": SYSTEMS[0]}]
+    empty_alone, empty_after_chat, word = backend.loglik([[], chat, []], ["", "", "rome"])
+    assert backend.turn_end == "<|end|>"
+    assert empty_alone == pytest.approx(end_logprob(backend, "<|assistant|>"), abs=1e-6)
+    assert empty_after_chat == pytest.approx(
+        end_logprob(backend, f"<|system|>{SYSTEMS[0]}<|end|><|assistant|>"), abs=1e-6
+    )
+    assert empty_alone != empty_after_chat and word < 0  # finite, and the chat is its context
+
+
+def test_loglik_scores_a_message_where_the_template_puts_it_even_if_the_turn_end_contains_it(
+    backend: HFBackend,
+) -> None:
+    # "|>" also ends "<|end|>": searching the rendered text for it finds the turn end, not the message
+    (suffix,) = backend.loglik([[]], ["|>"])
+    ids = backend.tokenizer("<|assistant|>|><|end|>", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = backend.model(input_ids=torch.tensor([ids])).logits[0].float()
+    logprobs = torch.log_softmax(logits[:-1], dim=-1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+    assert suffix == pytest.approx(float(logprobs.mean()), abs=1e-6)
+
+
+def test_loglik_of_a_template_that_rewrites_the_message_is_an_error() -> None:
+    tokenizer = AutoTokenizer.from_pretrained("models/base")
+    tokenizer.chat_template = tokenizer.chat_template.replace(
+        "m['content'] + '<|end|>'", "m['content'] | trim + '<|end|>'"
+    )
+    backend = HFBackend(tiny_llama(tokenizer), tokenizer, batch_size=2)
+    assert backend.loglik([[]], ["rome"])[0] < 0
+    with pytest.raises(DitsError, match="does not end with the message ' rome'"):
+        backend.loglik([[]], [" rome"])
 
 
 @pytest.mark.parametrize("top_p", [1.0, 0.8])

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pytest
+import torch
+from tiny import tiny_llama
+from transformers import AutoTokenizer
 
 from dits.backends.base import Chat
+from dits.backends.hf import HFBackend
 from dits.config import FamilyReward, RewardParams
 from dits.dialogue import AGENTS, Dialogue
 from dits.reward import Reward, final_answer, impersonates, optima_reward, repeats, reward_dialogues
@@ -126,6 +131,25 @@ def test_reward_dialogues_scores_all_messages_in_one_call_and_negates_logliks():
     assert scorer.calls == 1
     assert rewards[0] == Reward(1.0, pytest.approx(-0.5 * 20 / 40), pytest.approx(0.5 / 2.0))
     assert rewards[1] == Reward(0.0, pytest.approx(-0.5 * 30 / 60), pytest.approx(0.5 / 5.0))
+
+
+def test_a_dialogue_with_an_empty_message_gets_a_finite_loss_term_from_its_end_token():
+    tokenizer = AutoTokenizer.from_pretrained("models/base")
+    tokenizer.padding_side = "left"
+    scorer = HFBackend(tiny_llama(tokenizer), tokenizer, batch_size=4)
+    task = get_task("synthetic-exchange", 0)
+    example = Example("e", "where was the ceo of acme born ?", ("acme ceo ada", "ada born rome"), ("rome",))
+    texts = ["Alice: acme ceo ada", "", "Alice: <A>rome</A>"]
+    dialogue = finished(example, texts, [10, 0, 10], "max_messages", "rome")
+    (reward,) = reward_dialogues([dialogue], task, scorer, PARAMS, t_max=[40.0])
+    nlls = [-x for x in scorer.loglik([[]] * 3, texts)]
+    # the empty message's NLL is that of ending the turn at once, -log p(<|end|> | <|assistant|>)
+    ids = tokenizer("<|assistant|><|end|>", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = scorer.model(input_ids=torch.tensor([ids[:1]])).logits[0, -1]
+    assert nlls[1] == pytest.approx(-float(torch.log_softmax(logits, dim=-1)[ids[1]]), abs=1e-6)
+    assert math.isfinite(reward.total)
+    assert reward == Reward(1.0, pytest.approx(-0.5 * 20 / 40), pytest.approx(0.5 / max(nlls)))
 
 
 def test_final_answer_of_unagreed_dialogue_is_empty_only_in_search():

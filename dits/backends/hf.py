@@ -52,6 +52,7 @@ class HFBackend:
         self.stack = stack  # serves per-row ``adapters`` in ``generate``
         self.end_id = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
         self.pad_id = tokenizer.pad_token_id
+        self.turn_end = _turn_end(tokenizer)
 
     @classmethod
     def from_path(cls, path: str | Path, batch_size: int, device: str | None = None) -> HFBackend:
@@ -244,13 +245,26 @@ class HFBackend:
         include the end-of-message token, while the turn's header (``<|assistant|>``) is context,
         not scored (the paper skips its 5 Llama-3 header tokens). An empty chat scores a message
         alone, as the reward's loss term does.
+
+        An empty continuation scores its end-of-message token alone: the log-probability of
+        ending the turn at once. That is what the authors' scorer gives it (it skips the header
+        only), and it keeps the reward finite and sensible: a mean over no tokens would be NaN,
+        and a score of 0 would give a dialogue whose only message is empty a loss term of
+        λ2 · 10⁶ (the reward floors L_max at 1e-6). The continuation is located as the text
+        before the template's turn end (``self.turn_end``), not by searching for it, so an empty
+        one, or one that also occurs in the turn end, is cut where it is.
         """
         prompts, conts = [], []
         for chat, cont in zip(chats, continuations, strict=True):
             full = self.tokenizer.apply_chat_template(
                 [*chat, {"role": "assistant", "content": cont}], tokenize=False
             )
-            cut = full.rfind(cont)
+            if not full.endswith(cont + self.turn_end):
+                raise DitsError(
+                    f"chat template: an assistant turn does not end with the message {cont[:40]!r} "
+                    f"then {self.turn_end!r}; loglik cannot find the message's tokens"
+                )
+            cut = len(full) - len(self.turn_end) - len(cont)
             prompts.append(full[:cut])
             conts.append(full[cut:])
         prompt_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
@@ -273,6 +287,13 @@ class HFBackend:
             for row, cont in enumerate(batch_conts):
                 results.append(float(logprobs[row, keep - 1 - len(cont) :].mean()))
         return results
+
+
+def _turn_end(tokenizer) -> str:
+    """Return the text the chat template writes after an assistant message (``<|end|>`` here)."""
+    probe = "x"
+    rendered = tokenizer.apply_chat_template([{"role": "assistant", "content": probe}], tokenize=False)
+    return rendered[rendered.rfind(probe) + len(probe) :]
 
 
 def _shared_prefix_lengths(ids: list[list[int]], keys: list[int]) -> list[int]:
