@@ -9,7 +9,7 @@ from dits.config import Params
 from dits.progress import log
 from dits.stage import DATA, METRICS, clock, dpo_model, save_model, setup, sft_model, write_json
 from dits.store import read_table
-from dits.train.dpo import DPOSettings, pair_rows, train_dpo
+from dits.train.dpo import pair_rows, train_dpo
 
 
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:
@@ -23,7 +23,7 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
             model, tokenizer = load_model(sft_model(k, name))
             losses: list[dict] = []
             if rows:
-                train_dpo(model, tokenizer, rows, DPOSettings.from_params(params.dpo, params.seed), losses)
+                train_dpo(model, tokenizer, rows, params.dpo, params.seed, losses)
             else:
                 log(f"dpo@{k} {name}: no selected pairs, DPO({k}) = SFT({k})")
             save_model(model, tokenizer, dpo_model(k, name))

@@ -13,7 +13,7 @@ from dits.sample import dialogue_from_row, select_for_sft
 from dits.stage import DATA, METRICS, base_model, clock, save_model, setup, sft_model, write_json
 from dits.store import read_table
 from dits.tasks import get_task
-from dits.train.sft import SFTSettings, train_sft
+from dits.train.sft import train_sft
 
 
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:
@@ -40,15 +40,8 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
                 if any(m["agent"] == agent for m in d.messages)
             ]
             model, tokenizer = load_model(base_model(params))
-            s = params.sft
             log_rows: list[dict] = []
-            train_sft(
-                model,
-                tokenizer,
-                chats,
-                SFTSettings(s.learning_rate, s.epochs, s.batch_size, s.max_length, 0.1, seed=params.seed),
-                log_rows,
-            )
+            train_sft(model, tokenizer, chats, params.sft, seed=params.seed, warmup_ratio=0.1, log=log_rows)
             save_model(model, tokenizer, sft_model(k, name))
             report[name] = {
                 "dialogues": kept.height,

@@ -6,27 +6,38 @@ import polars as pl
 import torch
 
 from dits.backends.hf import HFBackend
+from dits.config import BootstrapParams, DPOParams, SFTParams
 from dits.tasks import get_task
-from dits.train.bootstrap import Architecture, build_model, make_tokenizer, scripted_chats
-from dits.train.dpo import DPOSettings, pair_rows, train_dpo
+from dits.train.bootstrap import build_model, make_tokenizer, scripted_chats
+from dits.train.dpo import pair_rows, train_dpo
 from dits.train.scripts import Noise
-from dits.train.sft import SFTSettings, train_sft
+from dits.train.sft import train_sft
 
-ARCH = Architecture(hidden_size=32, layers=1, heads=2, intermediate_size=64, vocab_size=400)
+TINY = BootstrapParams(seed=0, hidden_size=32, layers=1, heads=2, intermediate_size=64, vocab_size=400)
 
 
 def tiny():
     chats = scripted_chats([get_task("synthetic-exchange", 0)], 20, 0, Noise())
-    tokenizer = make_tokenizer(chats, ARCH)
-    return build_model(tokenizer, ARCH, 0), tokenizer, chats
+    tokenizer = make_tokenizer(chats, TINY)
+    return build_model(tokenizer, TINY), tokenizer, chats
 
 
 def test_sft_lowers_the_loss_on_its_data():
     torch.manual_seed(0)
     model, tokenizer, chats = tiny()
     log: list[dict] = []
-    settings = SFTSettings(3e-3, 1.0, 8, 256, 0.0, max_steps=20, logging_steps=2)
-    train_sft(model, tokenizer, chats[:16] * 4, settings, log)
+    sft = SFTParams(learning_rate=3e-3, epochs=1.0, batch_size=8, max_length=256)
+    train_sft(
+        model,
+        tokenizer,
+        chats[:16] * 4,
+        sft,
+        seed=0,
+        warmup_ratio=0.0,
+        max_steps=20,
+        logging_steps=2,
+        log=log,
+    )
     model.eval()
     trainer_log = [row["loss"] for row in log]
     assert not model.training
@@ -44,7 +55,7 @@ def test_dpo_raises_the_chosen_message_over_the_rejected():
             "rejected": ["Alice: what do you know ?"] * 4,
         }
     )
-    backend = HFBackend(model.eval(), tokenizer)
+    backend = HFBackend(model.eval(), tokenizer, batch_size=2)
 
     def margin() -> float:
         chosen, rejected = backend.loglik(
@@ -53,10 +64,6 @@ def test_dpo_raises_the_chosen_message_over_the_rejected():
         return chosen - rejected
 
     before = margin()
-    train_dpo(
-        model,
-        tokenizer,
-        pair_rows(pairs),
-        DPOSettings(0.1, 1e-2, 3.0, 4, 256),
-    )
+    dpo = DPOParams(beta=0.1, learning_rate=1e-2, epochs=3.0, batch_size=4, max_length=256)
+    train_dpo(model, tokenizer, pair_rows(pairs), dpo, seed=0)
     assert margin() > before

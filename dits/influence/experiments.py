@@ -400,7 +400,7 @@ def _select_and_train(
     """One DPO(k) per ranking of ``pairs`` (one task), test scores paired against ``q``."""
     from dits.evaluate import evaluate_model, mean_se
     from dits.select import select_pairs
-    from dits.train.dpo import DPOSettings, train_dpo
+    from dits.train.dpo import train_dpo
 
     s = params.select
     seed = derive_seed(params.seed, "select", k)
@@ -412,7 +412,7 @@ def _select_and_train(
             rows = pair_rows(pairs.filter(pl.col("pair_id").is_in(list(picked))).sort("pair_id"))
             model, tokenizer = load_model(sft_model(k, task.name))
             if rows:
-                train_dpo(model, tokenizer, rows, DPOSettings.from_params(params.dpo, params.seed))
+                train_dpo(model, tokenizer, rows, params.dpo, params.seed)
             backend = HFBackend(model, tokenizer, params.backend.batch_size)
             evals = evaluate_model(backend, task, examples, params, label).sort("example_id")
             trained[picked] = evals["score"].to_numpy()

@@ -9,27 +9,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from dits.backends.base import Chat
+from dits.config import BootstrapParams, Params, SFTParams
 from dits.dialogue import AGENTS, Dialogue
 from dits.seeds import derive_seed
 from dits.tasks.base import Task
 from dits.train.scripts import Noise, scripted_dialogue
 from dits.train.tokenizer import train_tokenizer
 
-
-@dataclass(frozen=True)
-class Architecture:
-    hidden_size: int = 128
-    layers: int = 4
-    heads: int = 4
-    intermediate_size: int = 512
-    vocab_size: int = 1024
-    max_positions: int = 512
+MAX_POSITIONS = 512  # the embedded Llama's max_position_embeddings
 
 
 def scripted_chats(tasks: Sequence[Task], n_per_task: int, seed: int, noise: Noise) -> list[Chat]:
@@ -51,17 +43,17 @@ def chat_texts(chats: Sequence[Chat]) -> list[str]:
     return [m["content"] for chat in chats for m in chat] + ["<A> </A>"]
 
 
-def build_model(tokenizer, arch: Architecture, seed: int) -> LlamaForCausalLM:
-    """Return a freshly initialised Llama sized by ``arch`` for ``tokenizer``."""
-    torch.manual_seed(seed)
+def build_model(tokenizer, bootstrap: BootstrapParams) -> LlamaForCausalLM:
+    """Return a Llama sized by the ``bootstrap`` section for ``tokenizer``, initialised from its seed."""
+    torch.manual_seed(bootstrap.seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=arch.hidden_size,
-        intermediate_size=arch.intermediate_size,
-        num_hidden_layers=arch.layers,
-        num_attention_heads=arch.heads,
-        num_key_value_heads=arch.heads,
-        max_position_embeddings=arch.max_positions,
+        hidden_size=bootstrap.hidden_size,
+        intermediate_size=bootstrap.intermediate_size,
+        num_hidden_layers=bootstrap.layers,
+        num_attention_heads=bootstrap.heads,
+        num_key_value_heads=bootstrap.heads,
+        max_position_embeddings=MAX_POSITIONS,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -70,19 +62,23 @@ def build_model(tokenizer, arch: Architecture, seed: int) -> LlamaForCausalLM:
     return LlamaForCausalLM(config)
 
 
-def make_tokenizer(chats: Sequence[Chat], arch: Architecture):
-    return train_tokenizer(chat_texts(chats), arch.vocab_size)
+def make_tokenizer(chats: Sequence[Chat], bootstrap: BootstrapParams):
+    """Return a tokenizer of ``bootstrap.vocab_size`` tokens trained on the messages of ``chats``."""
+    return train_tokenizer(chat_texts(chats), bootstrap.vocab_size)
 
 
 def score_greedy(
-    model, tokenizer, tasks: Sequence[Task], n: int, max_new_tokens: int = 48
+    model, tokenizer, tasks: Sequence[Task], n: int, batch_size: int, max_new_tokens: int = 48
 ) -> dict[str, float]:
-    """Mean greedy test-style score per task on the first ``n`` validation questions."""
+    """Mean greedy test-style score per task on the first ``n`` validation questions.
+
+    ``batch_size`` is the backend's rows per forward pass (``backend.batch_size``).
+    """
     from dits.backends.base import Sampling
     from dits.backends.hf import HFBackend
     from dits.dialogue import play
 
-    backend = HFBackend(model.eval(), tokenizer)
+    backend = HFBackend(model.eval(), tokenizer, batch_size)
     scores = {}
     for task in tasks:
         dialogues = [Dialogue(ex, task.family, seed=0) for ex in task.examples("val", 0, n)]
@@ -91,35 +87,42 @@ def score_greedy(
     return scores
 
 
-def bootstrap_model(params):
-    """Return (model, tokenizer, learning curve) of the embedded base model built from ``params``."""
+def bootstrap_model(params: Params):
+    """Return (model, tokenizer, learning curve) of the embedded base model built from ``params``.
+
+    The model is trained with the SFT stage's code on the ``bootstrap`` section's values: its
+    own learning rate, batch size, step count and seed, one epoch cut at ``steps``.
+    """
     from transformers import TrainerCallback
 
     from dits.progress import log
     from dits.tasks import get_task
-    from dits.train.sft import SFTSettings, train_sft
+    from dits.train.sft import train_sft
 
     b = params.bootstrap
     tasks = [get_task(name, params.seed) for name in params.task.names]
     noise = Noise(b.wrong_fact, b.withhold, b.verbose, b.missing_tag, b.habit, b.catch)
     chats = scripted_chats(tasks, b.scripts_per_task, b.seed, noise)
-    arch = Architecture(b.hidden_size, b.layers, b.heads, b.intermediate_size, b.vocab_size)
-    tokenizer = make_tokenizer(chats, arch)
-    model = build_model(tokenizer, arch, b.seed)
+    tokenizer = make_tokenizer(chats, b)
+    model = build_model(tokenizer, b)
+    batch_size = params.backend.batch_size
     curve: list[dict] = []
 
     class Curve(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
             if b.eval_every and state.global_step % b.eval_every == 0:
-                point = {"step": state.global_step, **score_greedy(model, tokenizer, tasks, b.eval_examples)}
+                scores = score_greedy(model, tokenizer, tasks, b.eval_examples, batch_size)
+                point = {"step": state.global_step, **scores}
                 model.train()
                 curve.append(point)
                 log(f"bootstrap: {point}")
 
-    settings = SFTSettings(b.learning_rate, 1.0, b.batch_size, 256, 0.03, max_steps=b.steps, seed=b.seed)
-    train_sft(model, tokenizer, chats, settings, callbacks=[Curve()])
+    sft = SFTParams(learning_rate=b.learning_rate, epochs=1.0, batch_size=b.batch_size, max_length=256)
+    train_sft(
+        model, tokenizer, chats, sft, seed=b.seed, warmup_ratio=0.03, max_steps=b.steps, callbacks=[Curve()]
+    )
     chance = {t.name: t.chance(t.examples("val", 0, b.eval_examples)) for t in tasks}
-    final = {"step": b.steps, **score_greedy(model, tokenizer, tasks, b.eval_examples)}
+    final = {"step": b.steps, **score_greedy(model, tokenizer, tasks, b.eval_examples, batch_size)}
     curve.append(final)
     log(f"bootstrap: final {final}, chance {chance}")
     return model.eval(), tokenizer, [{**p, "chance": chance} for p in curve]

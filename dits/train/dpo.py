@@ -9,28 +9,12 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
 if TYPE_CHECKING:
     from dits.config import DPOParams
-
-
-@dataclass(frozen=True)
-class DPOSettings:
-    beta: float
-    learning_rate: float
-    epochs: float
-    batch_size: int
-    max_length: int
-    seed: int = 0
-
-    @classmethod
-    def from_params(cls, dpo: DPOParams, seed: int) -> DPOSettings:
-        """The ``dpo`` params section's knobs (same names), with the run's seed."""
-        return cls(dpo.beta, dpo.learning_rate, dpo.epochs, dpo.batch_size, dpo.max_length, seed)
 
 
 def pair_rows(pairs) -> list[dict]:
@@ -45,19 +29,23 @@ def pair_rows(pairs) -> list[dict]:
     ]
 
 
-def train_dpo(model, tokenizer, rows: list[dict], settings: DPOSettings, log: list[dict] | None = None):
-    """Train ``model`` in place with DPO on ``rows`` and return it in eval mode."""
+def train_dpo(model, tokenizer, rows: list[dict], dpo: DPOParams, seed: int, log: list[dict] | None = None):
+    """Train ``model`` in place with DPO on ``rows`` and return it in eval mode.
+
+    ``dpo`` is the params section (β, learning rate, epochs, batch size, token limit); ``seed``
+    seeds the trainer and its data order.
+    """
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     with tempfile.TemporaryDirectory(prefix="dits-dpo-") as tmp:
         args = DPOConfig(
             output_dir=tmp,
-            beta=settings.beta,
-            learning_rate=settings.learning_rate,
-            num_train_epochs=settings.epochs,
-            per_device_train_batch_size=settings.batch_size,
-            max_length=settings.max_length,
+            beta=dpo.beta,
+            learning_rate=dpo.learning_rate,
+            num_train_epochs=dpo.epochs,
+            per_device_train_batch_size=dpo.batch_size,
+            max_length=dpo.max_length,
             lr_scheduler_type="cosine",
             warmup_steps=0.1,
             use_cpu=not torch.cuda.is_available(),
@@ -67,8 +55,8 @@ def train_dpo(model, tokenizer, rows: list[dict], settings: DPOSettings, log: li
             report_to=[],
             logging_steps=5,
             disable_tqdm=True,
-            seed=settings.seed,
-            data_seed=settings.seed,
+            seed=seed,
+            data_seed=seed,
             dataloader_num_workers=0,
         )
         trainer = DPOTrainer(

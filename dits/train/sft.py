@@ -7,32 +7,35 @@ partner's are ``user`` turns, so ``assistant_only_loss`` is the paper's per-agen
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from dits.backends.base import Chat
 
-
-@dataclass(frozen=True)
-class SFTSettings:
-    learning_rate: float
-    epochs: float
-    batch_size: int
-    max_length: int
-    warmup_ratio: float
-    max_steps: int = -1
-    bf16: bool = False
-    seed: int = 0
-    logging_steps: int = 25
+if TYPE_CHECKING:
+    from dits.config import SFTParams
 
 
 def train_sft(
-    model, tokenizer, chats: list[Chat], settings: SFTSettings, log: list[dict] | None = None, callbacks=()
+    model,
+    tokenizer,
+    chats: list[Chat],
+    sft: SFTParams,
+    *,
+    seed: int,
+    warmup_ratio: float,
+    max_steps: int = -1,
+    logging_steps: int = 25,
+    log: list[dict] | None = None,
+    callbacks=(),
 ):
     """Train ``model`` in place on ``chats`` and return it in eval mode.
 
-    ``log`` receives the trainer's loss records, for the stage's metrics.
+    ``sft`` gives the learning rate, epochs, batch size and token limit (the ``sft`` params
+    section; the bootstrap stage builds one from its own values). ``max_steps`` > 0 stops
+    before the epochs are done, as the bootstrap's step count does. ``log`` receives the
+    trainer's loss records, for the stage's metrics.
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -40,23 +43,23 @@ def train_sft(
     with tempfile.TemporaryDirectory(prefix="dits-sft-") as tmp:
         args = SFTConfig(
             output_dir=tmp,
-            learning_rate=settings.learning_rate,
-            num_train_epochs=settings.epochs,
-            max_steps=settings.max_steps,
-            per_device_train_batch_size=settings.batch_size,
-            max_length=settings.max_length,
-            warmup_steps=settings.warmup_ratio,  # a float < 1 is a ratio in transformers 5
+            learning_rate=sft.learning_rate,
+            num_train_epochs=sft.epochs,
+            max_steps=max_steps,
+            per_device_train_batch_size=sft.batch_size,
+            max_length=sft.max_length,
+            warmup_steps=warmup_ratio,  # a float < 1 is a ratio in transformers 5
             lr_scheduler_type="cosine",
             assistant_only_loss=True,
             use_cpu=not torch.cuda.is_available(),
-            bf16=settings.bf16,
+            bf16=False,
             gradient_checkpointing=False,
             save_strategy="no",
             report_to=[],
-            logging_steps=settings.logging_steps,
+            logging_steps=logging_steps,
             disable_tqdm=True,
-            seed=settings.seed,
-            data_seed=settings.seed,
+            seed=seed,
+            data_seed=seed,
             dataloader_num_workers=0,
         )
         trainer = SFTTrainer(
