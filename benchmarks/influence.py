@@ -40,9 +40,9 @@ def workload(args: argparse.Namespace):
     import polars as pl
 
     from dits.backends.hf import load_model
+    from dits.config import EvaluateParams, InfluenceParams, SampleParams
     from dits.dialogue import Dialogue
-    from dits.influence.estimators import ValidationSettings, episodes
-    from dits.influence.perturb import PerturbSettings
+    from dits.influence.estimators import episodes
     from dits.seeds import content_id
     from dits.tasks import get_task
 
@@ -60,11 +60,22 @@ def workload(args: argparse.Namespace):
                 "q_chosen": 0.5,
             }
         )
-    settings = PerturbSettings(8, 16.0, 0.0, args.warmup_steps, 8, 5e-5, args.step_lr, 0.1, 256, 0)
-    validation = ValidationSettings("greedy", 1, 0.7, 48, 10, seed=7)
-    val = episodes(task.examples("val", 0, args.val), validation)
+    influence = InfluenceParams(
+        r=8,
+        lora_alpha=16.0,
+        lora_dropout=0.0,
+        warmup_steps=args.warmup_steps,
+        warmup_batch=8,
+        warmup_lr=5e-5,
+        step_lr=args.step_lr,
+        beta=0.1,
+        max_length=256,
+        decoding="greedy",
+    )
+    limits = (EvaluateParams(max_new_tokens=48), SampleParams(max_messages=10))
+    val = episodes(task.examples("val", 0, args.val), influence, seed=7)
     model, tokenizer = load_model(args.model, device=args.device)
-    return model, tokenizer, task, pl.DataFrame(rows), val, settings, validation
+    return model, tokenizer, task, pl.DataFrame(rows), val, influence, limits
 
 
 def run_path(args: argparse.Namespace) -> dict:
@@ -76,15 +87,15 @@ def run_path(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    model, tokenizer, task, pairs, val, settings, validation = workload(args)
+    model, tokenizer, task, pairs, val, influence, limits = workload(args)
     rows = pair_rows(pairs)
-    perturbation = Perturbation(model, tokenizer, rows, settings)
+    perturbation = Perturbation(model, tokenizer, rows, influence, seed=0)
     perturbation.warm_up()
     groups = groups_of(len(rows), args.group_size, seed=0)
     stacked = HFBackend(
         perturbation.model, tokenizer, args.batch, AdapterStack(perturbation.model, [perturbation.warm])
     )
-    warm_validation = validate(stacked, task, val, [0], validation)
+    warm_validation = validate(stacked, task, val, [0], influence, *limits)
     warm = warm_validation.scores[0]
     start = time.perf_counter()
     replayed = 0
@@ -93,17 +104,17 @@ def run_path(args: argparse.Namespace) -> dict:
         stack = AdapterStack(perturbation.model, states)
         backend = HFBackend(perturbation.model, tokenizer, args.batch, stack)
         draft = warm_validation.dialogues if args.path == "project" else None
-        result = validate(backend, task, val, list(range(len(states))), validation, draft=draft)
+        result = validate(backend, task, val, list(range(len(states))), influence, *limits, draft=draft)
         scores, replayed = result.scores, result.replayed
     elif args.path == "lean":
         backend, scores = HFBackend(perturbation.model, tokenizer, args.batch), []
         for group in groups:
             state, _ = perturbation.step(group)
             load_lora_state(perturbation.model, state)
-            scores.append(validate(backend, task, val, [None], validation).scores[0])
+            scores.append(validate(backend, task, val, [None], influence, *limits).scores[0])
             load_lora_state(perturbation.model, perturbation.warm)
     else:
-        scores = authors_way(args, perturbation, tokenizer, task, rows, groups, val, validation)
+        scores = authors_way(args, perturbation, tokenizer, task, rows, groups, val, limits)
     seconds = time.perf_counter() - start
     f_val = [float(s.mean()) for s in scores]
     return {
@@ -119,7 +130,7 @@ def run_path(args: argparse.Namespace) -> dict:
     }
 
 
-def authors_way(args, perturbation, tokenizer, task, rows, groups, val, validation) -> list:
+def authors_way(args, perturbation, tokenizer, task, rows, groups, val, limits) -> list:
     """Per group: reload θ*, a fresh TRL DPOTrainer for one step, save, reload, validate alone."""
     from datasets import Dataset
     from peft import PeftModel
@@ -137,15 +148,15 @@ def authors_way(args, perturbation, tokenizer, task, rows, groups, val, validati
             model = PeftModel.from_pretrained(base, warm_dir, is_trainable=True)
             config = DPOConfig(
                 output_dir=str(Path(tmp) / f"run-{g}"),
-                beta=perturbation.settings.beta,
-                learning_rate=perturbation.settings.step_lr,
+                beta=perturbation.influence.beta,
+                learning_rate=perturbation.influence.step_lr,
                 lr_scheduler_type="constant",
                 warmup_steps=0,
                 weight_decay=0.0,
                 num_train_epochs=1,  # the group's micro-batches of 1 flush into one optimizer step
                 per_device_train_batch_size=1,
                 gradient_accumulation_steps=8,
-                max_length=perturbation.settings.max_length,
+                max_length=perturbation.influence.max_length,
                 use_cpu=args.device == "cpu",
                 bf16=False,
                 gradient_checkpointing=False,
@@ -169,7 +180,14 @@ def authors_way(args, perturbation, tokenizer, task, rows, groups, val, validati
             fresh, _ = load_model(args.model, device=args.device)
             served = PeftModel.from_pretrained(fresh, group_dir).eval()
             scores.append(
-                validate(HFBackend(served, tokenizer, args.batch), task, val, [None], validation).scores[0]
+                validate(
+                    HFBackend(served, tokenizer, args.batch),
+                    task,
+                    val,
+                    [None],
+                    perturbation.influence,
+                    *limits,
+                ).scores[0]
             )
     return scores
 

@@ -16,8 +16,6 @@ import polars as pl
 
 from dits.backends.hf import load_model
 from dits.config import Params
-from dits.influence.estimators import ValidationSettings
-from dits.influence.perturb import PerturbSettings
 from dits.influence.score import InfluenceRun, cost
 from dits.prepare import examples_from_frame
 from dits.progress import bar, log
@@ -30,19 +28,9 @@ from dits.workdir import inputs_hash, work_dir
 
 def influence_run(params: Params, k: int, name: str, pairs: pl.DataFrame, val: pl.DataFrame) -> InfluenceRun:
     """Warm up θ* for one task and validate it; the groups' steps come per shard."""
-    p = params.influence
     model, tokenizer = load_model(sft_model(k, name))
-    settings = PerturbSettings.from_params(p, derive_seed(params.seed, "influence", k, name))
-    validation = ValidationSettings(
-        p.decoding,
-        p.crn_seeds,
-        p.crn_temperature,
-        params.evaluate.max_new_tokens,
-        params.sample.max_messages,
-        derive_seed(params.seed, "validate", name),
-        p.replay,
-    )
-    examples = examples_from_frame(val.filter(pl.col("task") == name).sort("example_id"))[: p.val_episodes]
+    examples = examples_from_frame(val.filter(pl.col("task") == name).sort("example_id"))
+    examples = examples[: params.influence.val_episodes]
 
     def progress(label: str, total: int):
         return bar(f"influence@{k} {name} {label}", total)
@@ -53,12 +41,13 @@ def influence_run(params: Params, k: int, name: str, pairs: pl.DataFrame, val: p
         get_task(name, params.seed),
         pairs.filter(pl.col("task") == name),
         examples,
-        settings,
-        validation,
-        p.group_size,
-        p.estimators,
-        params.backend.batch_size,
-        progress,
+        params.influence,
+        params.evaluate,
+        params.sample,
+        seed=derive_seed(params.seed, "influence", k, name),
+        validation_seed=derive_seed(params.seed, "validate", name),
+        batch_size=params.backend.batch_size,
+        progress=progress,
     )
 
 

@@ -8,15 +8,10 @@ import pytest
 import torch
 
 from dits.backends.hf import load_model
+from dits.config import EvaluateParams, InfluenceParams, SampleParams
 from dits.dialogue import Dialogue
-from dits.influence.estimators import (
-    Validation,
-    ValidationSettings,
-    finite_difference,
-    grad_similarity,
-)
+from dits.influence.estimators import Validation, episodes, finite_difference, grad_similarity
 from dits.influence.experiments import auc, swap
-from dits.influence.perturb import PerturbSettings
 from dits.influence.replay import _batches, _Row
 from dits.influence.score import InfluenceRun, cost
 from dits.seeds import content_id
@@ -43,7 +38,7 @@ def pairs_frame(n: int) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def settings(**overrides) -> PerturbSettings:
+def influence(**overrides) -> InfluenceParams:
     base = dict(
         r=4,
         lora_alpha=8.0,
@@ -54,15 +49,19 @@ def settings(**overrides) -> PerturbSettings:
         step_lr=2e-2,
         beta=0.1,
         max_length=256,
-        seed=1,
+        group_size=2,
+        decoding="greedy",
+        crn_seeds=2,
+        crn_temperature=0.7,
+        estimators=["finite_difference", "grad_similarity"],
     )
-    return PerturbSettings(**(base | overrides))
+    return InfluenceParams(**(base | overrides))
 
 
-VALIDATION = ValidationSettings("greedy", 1, 0.7, 16, 4, seed=5)
+EVALUATE, SAMPLE = EvaluateParams(max_new_tokens=16), SampleParams(max_messages=4)
 
 
-def run(group_size: int = 2, validation: ValidationSettings = VALIDATION) -> InfluenceRun:
+def run(section: InfluenceParams | None = None) -> InfluenceRun:
     torch.manual_seed(0)
     model, tokenizer = load_model("models/base")
     return InfluenceRun(
@@ -71,10 +70,11 @@ def run(group_size: int = 2, validation: ValidationSettings = VALIDATION) -> Inf
         TASK,
         pairs_frame(8),
         TASK.examples("val", 0, 6),
-        settings(),
-        validation,
-        group_size,
-        ("finite_difference", "grad_similarity"),
+        section or influence(),
+        EVALUATE,
+        SAMPLE,
+        seed=1,
+        validation_seed=5,
         batch_size=64,
     )
 
@@ -113,6 +113,15 @@ def test_auc_counts_ties_half_and_swap_flips_texts_but_keeps_q():
     assert flipped["q_chosen"].to_list() == original["q_chosen"].to_list()
 
 
+def test_episodes_are_one_per_question_greedy_and_crn_seeds_per_question_under_crn():
+    examples = TASK.examples("val", 0, 2)
+    greedy = episodes(examples, influence(), seed=5)
+    crn = episodes(examples, influence(decoding="crn", crn_seeds=3), seed=5)
+    assert [ex.example_id for ex, _ in crn] == ["a79a73782550b96c"] * 3 + ["da0faef3bd5458a8"] * 3
+    assert greedy == [crn[0], crn[3]]  # greedy keeps each question's first crn seed
+    assert (crn[0][1], crn[4][1]) == (4268382537908542556, 3772284053996316118)
+
+
 @pytest.fixture(scope="module")
 def one_run() -> InfluenceRun:
     return run()
@@ -127,6 +136,14 @@ def test_every_pair_of_a_complete_group_gets_its_group_score(one_run):
     assert (fd["val_episodes"] == 6).all()
     assert cost(rows)["groups"] == 4
     assert fd["changed_episodes"].sum() > 0  # the invariance tests below compare scores that move
+
+
+def test_a_run_takes_group_size_and_estimators_from_the_influence_section():
+    r = run(influence(group_size=4, estimators=["finite_difference"]))
+    rows = r.shard((0, 1))
+    assert [len(g) for g in r.groups] == [4, 4]
+    assert set(rows["estimator"]) == {"finite_difference"} and rows["group_id"].n_unique() == 2
+    assert (rows["step_size"] == 2e-2).all()
 
 
 def test_scores_do_not_depend_on_sharding(one_run):
@@ -145,12 +162,12 @@ def test_batched_validation_equals_one_adapter_at_a_time(one_run):
 
 
 def test_crn_uses_the_same_seeds_for_warm_and_perturbed_adapters():
-    crn = ValidationSettings("crn", 2, 0.7, 16, 4, seed=5)
-    r = run(validation=crn)
+    crn = influence(decoding="crn")
+    r = run(crn)
     assert len(r.episodes) == 12
     rows = r.shard((0, 1)).filter(pl.col("estimator") == "finite_difference")
     assert (rows["val_episodes"] == 12).all()
-    again = run(validation=crn).shard((0, 1)).filter(pl.col("estimator") == "finite_difference")
+    again = run(crn).shard((0, 1)).filter(pl.col("estimator") == "finite_difference")
     assert rows.drop("seconds").equals(again.drop("seconds"))
 
 

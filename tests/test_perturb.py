@@ -9,8 +9,11 @@ import torch
 from tiny import tiny_llama
 from transformers import AutoTokenizer
 
-from dits.influence.perturb import Perturbation, PerturbSettings, dpo_loss, groups_of, tokenize_pair
+from dits.config import InfluenceParams
+from dits.influence.perturb import Perturbation, dpo_loss, groups_of, tokenize_pair
 from dits.influence.stack import lora_state
+
+SEED = 3
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def rows(n: int) -> list[dict]:
     ]
 
 
-def settings(**overrides) -> PerturbSettings:
+def influence(**overrides) -> InfluenceParams:
     base = dict(
         r=4,
         lora_alpha=8.0,
@@ -40,9 +43,8 @@ def settings(**overrides) -> PerturbSettings:
         step_lr=1e-3,
         beta=0.1,
         max_length=256,
-        seed=3,
     )
-    return PerturbSettings(**(base | overrides))
+    return InfluenceParams(**(base | overrides))
 
 
 def test_groups_drop_the_incomplete_last_group_and_are_seeded():
@@ -67,7 +69,7 @@ def test_tokenize_pair_splits_like_trl(tokenizer):
 
 
 def test_dpo_loss_is_log2_when_policy_equals_reference(tokenizer):
-    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(4), settings())
+    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(4), influence(), SEED)
     loss = dpo_loss(
         perturbation.model, perturbation.pairs, perturbation.reference, 0.1, tokenizer.pad_token_id
     )
@@ -75,14 +77,14 @@ def test_dpo_loss_is_log2_when_policy_equals_reference(tokenizer):
 
 
 def test_warm_up_lowers_the_dpo_loss(tokenizer):
-    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(8), settings(warmup_steps=20))
+    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(8), influence(warmup_steps=20), SEED)
     losses = perturbation.warm_up()
     assert len(losses) == 20
     assert losses[-1] < losses[0]
 
 
 def test_step_restores_warm_state_bit_for_bit_and_moves_by_step_lr(tokenizer):
-    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(10), settings())
+    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(10), influence(), SEED)
     perturbation.warm_up()
     warm = lora_state(perturbation.model)
     perturbed, gradient = perturbation.step([0, 1, 2])
@@ -95,7 +97,7 @@ def test_step_restores_warm_state_bit_for_bit_and_moves_by_step_lr(tokenizer):
 
 
 def test_a_group_step_does_not_depend_on_earlier_steps(tokenizer):
-    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(10), settings())
+    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(10), influence(), SEED)
     perturbation.warm_up()
     first, _ = perturbation.step([4, 5])
     perturbation.step([0, 1])
@@ -104,11 +106,16 @@ def test_a_group_step_does_not_depend_on_earlier_steps(tokenizer):
     assert all(torch.equal(first[name], again[name]) for name in first)
 
 
-def test_settings_from_params_take_every_knob_of_the_influence_section():
-    from dits.config import InfluenceParams
+def test_perturbation_takes_its_lora_and_token_limit_from_the_influence_section(tokenizer):
+    section = influence(r=2, lora_alpha=6.0, max_length=20)
+    perturbation = Perturbation(tiny_llama(tokenizer), tokenizer, rows(2), section, SEED)
+    config = perturbation.model.peft_config["default"]
+    assert (config.r, config.lora_alpha, config.lora_dropout) == (2, 6.0, 0.0)
+    assert all(len(p.prompt) + len(p.chosen) == 20 for p in perturbation.pairs)
 
-    section = InfluenceParams(r=16, lora_alpha=4.0, warmup_steps=7, step_lr=3e-3, max_length=128)
-    got = PerturbSettings.from_params(section, seed=11, step_lr=1e-2)
-    assert (got.r, got.lora_alpha, got.warmup_steps, got.max_length, got.seed) == (16, 4.0, 7, 128, 11)
-    assert got.step_lr == 1e-2  # an override wins over the section
-    assert got.warmup_lr == section.warmup_lr and got.beta == section.beta
+
+def test_reference_logps_do_not_depend_on_the_batch_they_are_computed_in(tokenizer):
+    one = Perturbation(tiny_llama(tokenizer), tokenizer, rows(5), influence(warmup_batch=1), SEED)
+    three = Perturbation(tiny_llama(tokenizer), tokenizer, rows(5), influence(warmup_batch=3), SEED)
+    assert one.reference.shape == (5, 2)
+    assert torch.equal(one.reference, three.reference)

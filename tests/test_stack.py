@@ -164,7 +164,7 @@ def test_stack_rejects_adapter_index_outside_the_stack(tiny):
 
 def test_generate_with_adapters_and_no_stack_raises(tiny):
     model, tokenizer, _ = tiny
-    backend = HFBackend(model, tokenizer)
+    backend = HFBackend(model, tokenizer, batch_size=2)
     chats = [[{"role": "user", "content": "hello"}]] * 2
     with pytest.raises(DitsError, match="no AdapterStack"):
         backend.generate(chats, Sampling(max_new_tokens=2), [0, 0], adapters=[None, 1])

@@ -45,10 +45,10 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str
 class HFBackend:
     """The Backend protocol over a transformers causal LM (DESIGN §2)."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 64, stack: AdapterStack | None = None):
+    def __init__(self, model, tokenizer, batch_size: int, stack: AdapterStack | None = None):
         self.model = model
         self.tokenizer = tokenizer
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # no default: every caller passes its params' batch size
         self.stack = stack  # serves per-row ``adapters`` in ``generate``
         self.end_id = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
         self.pad_id = tokenizer.pad_token_id

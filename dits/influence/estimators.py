@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,16 +28,8 @@ from dits.influence.replay import first_divergence, resume
 from dits.seeds import derive_seed
 from dits.tasks import Example, Task
 
-
-@dataclass(frozen=True)
-class ValidationSettings:
-    decoding: str  # "greedy" or "crn"
-    crn_seeds: int
-    temperature: float
-    max_new_tokens: int
-    max_messages: int
-    seed: int
-    replay: bool = True  # greedy only: replay θ*'s dialogues, decode only those that differ
+if TYPE_CHECKING:
+    from dits.config import EvaluateParams, InfluenceParams, SampleParams
 
 
 @dataclass(frozen=True)
@@ -49,13 +42,11 @@ class Validation:
     replayed: int = 0  # dialogues taken from θ*'s by greedy replay, not decoded
 
 
-def episodes(examples: Sequence[Example], settings: ValidationSettings) -> list[tuple[Example, int]]:
+def episodes(examples: Sequence[Example], influence: InfluenceParams, seed: int) -> list[tuple[Example, int]]:
     """Return the validation episodes: (question, seed), one per question, S per question under crn."""
-    per_question = 1 if settings.decoding == "greedy" else settings.crn_seeds
+    per_question = 1 if influence.decoding == "greedy" else influence.crn_seeds
     return [
-        (ex, derive_seed(settings.seed, "validate", ex.example_id, s))
-        for ex in examples
-        for s in range(per_question)
+        (ex, derive_seed(seed, "validate", ex.example_id, s)) for ex in examples for s in range(per_question)
     ]
 
 
@@ -64,18 +55,23 @@ def validate(
     task: Task,
     episode_list: Sequence[tuple[Example, int]],
     adapters: Sequence[int | None],
-    settings: ValidationSettings,
+    influence: InfluenceParams,
+    evaluate: EvaluateParams,
+    sample: SampleParams,
     progress: Callable[[int], None] | None = None,
     draft: Sequence[Dialogue] | None = None,
 ) -> Validation:
     """Play every episode once per adapter, all adapters' dialogues in lockstep (one call per turn).
 
-    ``draft`` holds θ*'s greedy dialogue of each episode: with ``settings.replay`` under greedy
-    decoding, an adapter's episode that would repeat θ*'s dialogue token for token is taken from it,
-    and only the others are decoded, from their first differing message (``dits.influence.replay``).
+    The decoding comes from ``influence`` (greedy, or crn at ``crn_temperature``), a message's
+    token limit from ``evaluate`` and the dialogue's message limit from ``sample``, so validation
+    plays dialogues as evaluation and sampling do. ``draft`` holds θ*'s greedy dialogue of each
+    episode: with ``influence.replay`` under greedy decoding, an adapter's episode that would
+    repeat θ*'s dialogue token for token is taken from it, and only the others are decoded, from
+    their first differing message (``dits.influence.replay``).
     """
-    greedy = settings.decoding == "greedy"
-    if draft is not None and greedy and settings.replay and adapters:
+    greedy = influence.decoding == "greedy"
+    if draft is not None and greedy and influence.replay and adapters:
         if None in adapters:
             raise ValueError("validate: replay checks perturbed adapters only (got adapter None)")
         divergence = first_divergence(backend, draft, adapters)
@@ -90,18 +86,18 @@ def validate(
             dialogue = (
                 Dialogue(ex, task.family, seed=seed, adapter=adapter)
                 if known is None
-                else resume(known, first, adapter, settings.max_messages)
+                else resume(known, first, adapter, sample.max_messages)
             )
             dialogues.append(dialogue)
             to_play.append(dialogue)
     if progress is not None and len(to_play) < len(dialogues):
         progress(len(dialogues) - len(to_play))
-    temperature = 0.0 if greedy else settings.temperature
+    temperature = 0.0 if greedy else influence.crn_temperature
     play(
         backend,
         to_play,
-        Sampling(temperature, 1.0, settings.max_new_tokens),
-        settings.max_messages,
+        Sampling(temperature, 1.0, evaluate.max_new_tokens),
+        sample.max_messages,
         progress,
     )
     shape = (len(adapters), len(episode_list))
@@ -154,12 +150,18 @@ def reference_chats(validation: Validation, row: int = 0, threshold: float = 1.0
     return chats
 
 
-def sft_loss(model, tokenizer, chats: Sequence[Chat], backward: bool = False, batch_size: int = 16) -> float:
+def sft_loss(
+    model, tokenizer, chats: Sequence[Chat], influence: InfluenceParams, backward: bool = False
+) -> float:
     """Return the mean SFT loss on each chat's assistant tokens; with ``backward`` also accumulate grads.
 
     The chat template marks assistant turns (``{% generation %}``), as TRL's ``assistant_only_loss``
-    uses it, so this is the SFT objective on the agents' own messages.
+    uses it, so this is the SFT objective on the agents' own messages. Chats go through the model
+    as many at a time as one warm-up step has rows (2 · ``influence.warmup_batch``: a chosen and
+    a rejected sequence per pair), a backward pass of the size the stage already takes. The batch
+    moves the summed gradient by float rounding, so it follows a param, not a caller's default.
     """
+    batch_size = 2 * influence.warmup_batch
     encoded = [
         tokenizer.apply_chat_template(
             chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
@@ -195,13 +197,13 @@ def sft_loss(model, tokenizer, chats: Sequence[Chat], backward: bool = False, ba
     return value
 
 
-def sft_gradient(model, tokenizer, chats: Sequence[Chat]) -> torch.Tensor:
+def sft_gradient(model, tokenizer, chats: Sequence[Chat], influence: InfluenceParams) -> torch.Tensor:
     """Return the gradient of ``sft_loss`` over the LoRA tensors (the reference of grad_similarity)."""
     params = [p for n, p in model.named_parameters() if "lora_" in n]
     for p in params:
         p.grad = None
     model.eval()
-    sft_loss(model, tokenizer, chats, backward=True)
+    sft_loss(model, tokenizer, chats, influence, backward=True)
     gradient = torch.cat([p.grad.detach().flatten() for p in params])
     for p in params:
         p.grad = None

@@ -31,11 +31,11 @@ import numpy as np
 import polars as pl
 
 from dits.backends.hf import HFBackend, load_model
-from dits.config import Params
+from dits.config import InfluenceParams, Params
 from dits.dialogue import Dialogue
 from dits.errors import DitsError
-from dits.influence.estimators import ValidationSettings, episodes, reference_chats, sft_loss, validate
-from dits.influence.perturb import Perturbation, PerturbSettings
+from dits.influence.estimators import episodes, reference_chats, sft_loss, validate
+from dits.influence.perturb import Perturbation
 from dits.influence.score import InfluenceRun
 from dits.prepare import examples_from_frame
 from dits.progress import bar, log
@@ -123,20 +123,9 @@ def null_sd(scores: np.ndarray, corrupted: np.ndarray, seed: int, draws: int = 5
     return float(np.std([auc(scores, rng.permutation(corrupted)) for _ in range(draws)]))
 
 
-def _settings(params: Params, seed: int, **overrides) -> PerturbSettings:
-    return PerturbSettings.from_params(params.influence, seed, **overrides)
-
-
-def _validation(params: Params, decoding: str, profile: Profile, seed: int) -> ValidationSettings:
-    return ValidationSettings(
-        decoding,
-        profile.crn_seeds,
-        params.influence.crn_temperature,
-        params.evaluate.max_new_tokens,
-        params.sample.max_messages,
-        seed,
-        params.influence.replay,
-    )
+def _influence(params: Params, profile: Profile, decoding: str, **overrides) -> InfluenceParams:
+    """Return the ``influence`` section with the experiment's decoding and CRN seeds (and ``overrides``)."""
+    return dataclasses.replace(params.influence, decoding=decoding, crn_seeds=profile.crn_seeds, **overrides)
 
 
 def _inputs(params: Params, profile: Profile, name: str):
@@ -157,16 +146,22 @@ def direction(params: Params, profile: Profile) -> pl.DataFrame:
         swapped = [row | {"chosen": row["rejected"], "rejected": row["chosen"]} for row in clean]
         for seed in profile.seeds:
             model, tokenizer = load_model(sft_model(profile.iteration, name))
-            perturbation = Perturbation(model, tokenizer, clean + swapped, _settings(params, seed))
-            settings = _validation(params, "greedy", profile, derive_seed(seed, "validate"))
+            influence = _influence(params, profile, "greedy")
+            perturbation = Perturbation(model, tokenizer, clean + swapped, influence, seed)
             base = validate(
-                HFBackend(perturbation.model, tokenizer), task, episodes(val, settings), [None], settings
+                HFBackend(perturbation.model, tokenizer, params.backend.batch_size),
+                task,
+                episodes(val, influence, derive_seed(seed, "validate")),
+                [None],
+                influence,
+                params.evaluate,
+                params.sample,
             )
             chats = reference_chats(base, row=0)
             perturbation.warm_up(on=range(len(clean)))
-            before = sft_loss(perturbation.model, tokenizer, chats)
+            before = sft_loss(perturbation.model, tokenizer, chats, influence)
             for step_lr in profile.step_lrs:
-                perturbation.settings = dataclasses.replace(perturbation.settings, step_lr=step_lr)
+                perturbation.influence = dataclasses.replace(perturbation.influence, step_lr=step_lr)
                 deltas = []
                 with bar(
                     f"direction {name} seed {seed} lr {step_lr:g}", len(clean) + len(swapped)
@@ -202,7 +197,7 @@ def _loss_at(perturbation: Perturbation, tokenizer, chats, state) -> float:
 
     load_lora_state(perturbation.model, state)
     try:
-        return sft_loss(perturbation.model, tokenizer, chats)
+        return sft_loss(perturbation.model, tokenizer, chats, perturbation.influence)
     finally:
         load_lora_state(perturbation.model, perturbation.warm)
 
@@ -229,12 +224,15 @@ def label_noise(params: Params, profile: Profile) -> pl.DataFrame:
                         task,
                         noisy,
                         val,
-                        _settings(params, derive_seed(seed, "influence", name)),
-                        _validation(params, decoding, profile, derive_seed(seed, "validate", name)),
-                        group_size,
-                        estimators,
-                        params.backend.batch_size,
-                        lambda label, total, tag=f"{name} seed {seed} g{group_size} {decoding}": bar(
+                        _influence(
+                            params, profile, decoding, group_size=group_size, estimators=list(estimators)
+                        ),
+                        params.evaluate,
+                        params.sample,
+                        seed=derive_seed(seed, "influence", name),
+                        validation_seed=derive_seed(seed, "validate", name),
+                        batch_size=params.backend.batch_size,
+                        progress=lambda label, total, tag=f"{name} seed {seed} g{group_size} {decoding}": bar(
                             f"{tag} {label}", total
                         ),
                     )
@@ -297,12 +295,13 @@ def _pool_influence(params: Params, profile: Profile, name: str) -> tuple[Influe
         task,
         pool,
         val,
-        _settings(params, derive_seed(seed, "influence", name)),
-        _validation(params, "greedy", profile, derive_seed(seed, "validate", name)),
-        params.influence.group_size,
-        ("finite_difference", "grad_similarity"),
-        params.backend.batch_size,
-        lambda label, total, tag=f"pool {name}": bar(f"{tag} {label}", total),
+        _influence(params, profile, "greedy", estimators=["finite_difference", "grad_similarity"]),
+        params.evaluate,
+        params.sample,
+        seed=derive_seed(seed, "influence", name),
+        validation_seed=derive_seed(seed, "validate", name),
+        batch_size=params.backend.batch_size,
+        progress=lambda label, total, tag=f"pool {name}": bar(f"{tag} {label}", total),
     )
     return run, run.shard((0, 1))
 

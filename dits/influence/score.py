@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -21,7 +22,6 @@ from dits.dialogue import Dialogue
 from dits.influence.estimators import (
     GroupScore,
     Validation,
-    ValidationSettings,
     episodes,
     finite_difference,
     grad_similarity,
@@ -29,15 +29,24 @@ from dits.influence.estimators import (
     sft_gradient,
     validate,
 )
-from dits.influence.perturb import Perturbation, PerturbSettings, groups_of
+from dits.influence.perturb import Perturbation, groups_of
 from dits.influence.stack import AdapterStack
 from dits.store import SCHEMAS
 from dits.tasks import Example, Task
 from dits.train.dpo import pair_rows
 
+if TYPE_CHECKING:
+    from dits.config import EvaluateParams, InfluenceParams, SampleParams
+
 
 class InfluenceRun:
-    """θ*, its validation and the reference gradient of one task, shared by every shard of groups."""
+    """θ*, its validation and the reference gradient of one task, shared by every shard of groups.
+
+    ``influence`` is the params section (group size, estimators, LoRA, warm-up, step, decoding);
+    ``evaluate`` and ``sample`` give validation's token and message limits. ``seed`` draws the
+    groups and seeds θ*; ``validation_seed`` the episodes' seeds. ``batch_size`` is the
+    backend's rows per forward pass in validation (``backend.batch_size``; no default).
+    """
 
     def __init__(
         self,
@@ -46,25 +55,28 @@ class InfluenceRun:
         task: Task,
         pairs: pl.DataFrame,
         val_examples: Sequence[Example],
-        settings: PerturbSettings,
-        validation: ValidationSettings,
-        group_size: int,
-        estimators: Sequence[str],
-        batch_size: int = 128,
+        influence: InfluenceParams,
+        evaluate: EvaluateParams,
+        sample: SampleParams,
+        *,
+        seed: int,
+        validation_seed: int,
+        batch_size: int,
         progress: Callable[[str, int], AbstractContextManager[Callable[[int], None]]] | None = None,
     ):
         self.task = task
         self.tokenizer = tokenizer
         self.pairs = pairs.sort("pair_id")
-        self.settings = settings
-        self.validation = validation
-        self.estimators = tuple(estimators)
+        self.influence = influence
+        self.evaluate = evaluate
+        self.sample = sample
+        self.estimators = tuple(influence.estimators)
         self.batch_size = batch_size
         self.progress = progress or (lambda label, total: nullcontext(None))
-        self.groups = groups_of(self.pairs.height, group_size, settings.seed)
-        self.episodes = episodes(val_examples, validation)
+        self.groups = groups_of(self.pairs.height, influence.group_size, seed)
+        self.episodes = episodes(val_examples, influence, validation_seed)
         start = time.perf_counter()
-        self.perturbation = Perturbation(model, tokenizer, pair_rows(self.pairs), settings)
+        self.perturbation = Perturbation(model, tokenizer, pair_rows(self.pairs), influence, seed)
         self.warmup_losses = self.perturbation.warm_up()
         # The SFT model (adapter off) gives the reference set; θ* the baseline of the difference.
         base = self._validate([self.perturbation.warm], [None, 0], "θ* and SFT")
@@ -77,7 +89,7 @@ class InfluenceRun:
             chats = reference_chats(base, row=0)
             self.reference_chats = len(chats)
             if chats:
-                self.reference = sft_gradient(self.perturbation.model, tokenizer, chats)
+                self.reference = sft_gradient(self.perturbation.model, tokenizer, chats, influence)
         self.seconds = time.perf_counter() - start
 
     def _validate(self, states, adapters, label: str, draft: Sequence[Dialogue] | None = None) -> Validation:
@@ -89,7 +101,17 @@ class InfluenceRun:
         )
         n = len(adapters) * len(self.episodes)
         with self.progress(f"validate {label}", n) as advance:
-            return validate(backend, self.task, self.episodes, adapters, self.validation, advance, draft)
+            return validate(
+                backend,
+                self.task,
+                self.episodes,
+                adapters,
+                self.influence,
+                self.evaluate,
+                self.sample,
+                advance,
+                draft,
+            )
 
     def group_values(self, column: str, reduce: str = "mean") -> np.ndarray:
         """Per group g (in ``self.groups`` order), ``reduce`` of the pairs' ``column``: mean Q, swaps…"""
@@ -113,7 +135,7 @@ class InfluenceRun:
             )
             self.replayed += perturbed.replayed
             scores["finite_difference"] = finite_difference(
-                self.warm_scores, perturbed, self.settings.step_lr
+                self.warm_scores, perturbed, self.influence.step_lr
             )
         if "grad_similarity" in self.estimators and ids:
             if self.reference is None:
@@ -138,7 +160,7 @@ class InfluenceRun:
             "score": result.score,
             "f_perturbed": result.f_perturbed,
             "f_base": result.f_base,
-            "step_size": self.settings.step_lr,
+            "step_size": self.influence.step_lr,
             "val_episodes": len(self.episodes),
             "changed_episodes": result.changed_episodes,
             "val_tokens": result.val_tokens,
