@@ -30,3 +30,16 @@ def shard_rows(frame: pl.DataFrame, key: str, shard: tuple[int, int], what: str)
     """Return the rows of ``frame`` in ``shard`` by their ``key``; fails when N exceeds the rows."""
     check_shards(shard[1], frame.height, what, f"--shard {shard[0]}/{shard[1]}")
     return frame.filter(in_shard(pl.col(key), shard))
+
+
+def parts_of(shard: tuple[int, int], n: int, items: int, what: str, knob: str) -> list[tuple[int, int]]:
+    """Return the parts one run computes: the shard given by hand, else the ``n`` parts of the whole.
+
+    Parts are a stage's units of resumable work (``knob`` names the param that sets ``n``); a shard
+    run by hand is one unit, so its rows are not split again by a correlated hash.
+    """
+    if shard[1] > 1:
+        check_shards(shard[1], items, what, f"--shard {shard[0]}/{shard[1]}")
+        return [shard]
+    check_shards(n, items, what, knob)
+    return [(i, n) for i in range(n)]

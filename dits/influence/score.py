@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from dits.backends.hf import HFBackend
+from dits.backends.hf import HFBackend, load_model
 from dits.dialogue import Dialogue
 from dits.influence.estimators import (
     GroupScore,
@@ -31,12 +31,16 @@ from dits.influence.estimators import (
 )
 from dits.influence.perturb import Perturbation, groups_of
 from dits.influence.stack import AdapterStack
-from dits.store import SCHEMAS
-from dits.tasks import Example, Task
+from dits.prepare import examples_from_frame
+from dits.progress import bar
+from dits.schemas import SCHEMAS
+from dits.seeds import derive_seed
+from dits.stage import sft_model
+from dits.tasks import Example, Task, get_task
 from dits.train.dpo import pair_rows
 
 if TYPE_CHECKING:
-    from dits.config import EvaluateParams, InfluenceParams, SampleParams
+    from dits.config import EvaluateParams, InfluenceParams, Params, SampleParams
 
 
 class InfluenceRun:
@@ -192,3 +196,27 @@ def cost(influence: pl.DataFrame) -> dict:
         "val_tokens": int(groups["val_tokens"].sum()),
         "changed_fraction": round(groups["changed_episodes"].sum() / episodes, 4) if episodes else None,
     }
+
+
+def task_run(params: Params, k: int, name: str, pairs: pl.DataFrame, val: pl.DataFrame) -> InfluenceRun:
+    """Return θ* of task ``name`` at iteration k, warmed up on its pairs and validated on V episodes."""
+    model, tokenizer = load_model(sft_model(k, name))
+    examples = examples_from_frame(val.filter(pl.col("task") == name).sort("example_id"))
+
+    def progress(label: str, total: int):
+        return bar(f"influence@{k} {name} {label}", total)
+
+    return InfluenceRun(
+        model,
+        tokenizer,
+        get_task(name, params.seed),
+        pairs.filter(pl.col("task") == name),
+        examples[: params.influence.val_episodes],
+        params.influence,
+        params.evaluate,
+        params.sample,
+        seed=derive_seed(params.seed, "influence", k, name),
+        validation_seed=derive_seed(params.seed, "validate", name),
+        batch_size=params.backend.batch_size,
+        progress=progress,
+    )
