@@ -92,13 +92,18 @@ class Work:
             atomic.write_json(path, compute())
         return json.loads(path.read_text())
 
-    def model(self, unit: str, train: Callable[[Path], None]) -> Path:
-        """Return the directory of ``unit``'s model; ``train(dir)`` saves it there unless done earlier."""
+    def model(self, unit: str, train: Callable[[Path], Any]) -> tuple[Path, Any]:
+        """Return ``unit``'s model directory and report; ``train(dir)`` saves the model, returns the report.
+
+        The unit is one entry: ``<unit>/model/`` and ``<unit>/report.json``, swapped in together.
+        """
         path = self.path / unit
         if not path.is_dir():
             with atomic.atomic_path(path) as tmp:
-                train(tmp)
-        return path
+                tmp.mkdir()
+                report = train(tmp / "model")
+                (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        return path / "model", json.loads((path / "report.json").read_text())
 
     def finish(self) -> None:
         """Drop the work directory (and its empty parents): the outputs now hold everything."""

@@ -11,7 +11,7 @@ from dits.atomic import write_json
 from dits.config import Params
 from dits.resume import Work
 from dits.search.run import normaliser, search_part
-from dits.shard import check_shards, shard_rows
+from dits.shard import parts_of
 from dits.stage import DATA, METRICS, base_model, clock, setup, sft_model
 from dits.store import part_path, read_table, write_part
 
@@ -21,20 +21,18 @@ SHARDED = True
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:
     setup(params)
     with clock(f"search@{k}"):
-        pool = read_table(DATA, "tasks", k).filter(pl.col("pool") == "search")
-        n = params.search.shards if shard[1] == 1 else 1
-        check_shards(n, pool.height, "questions of the search pool", "search.shards")
-        mine = shard_rows(pool, "example_id", shard, "questions of the search pool")
         p, names = params, params.task.names
+        pool = read_table(DATA, "tasks", k).filter(pl.col("pool") == "search")
+        parts = parts_of(shard, p.search.shards, pool.height, "questions of the search pool", "search.shards")
         read = (shard, p.seed, p.task, p.model, p.search, p.pairs, p.sample, p.reward, p.backend)
         work = Work("search", k, read, [DATA / "tasks", base_model(p), *(sft_model(k, t) for t in names)])
         t_max = {t: work.value(f"t_max-{t}", lambda t=t: normaliser(p, k, t, pool)) for t in names}
-        parts = [
-            work.tables(f"{t}-{i}", lambda t=t, i=i: search_part(p, k, t, mine, (i, n), t_max[t]))
-            for t in names
-            for i in range(n)
+        units = [(t, i, q) for t in names for i, q in enumerate(parts)]
+        found = [
+            work.tables(f"{t}-{i}", lambda t=t, q=q: search_part(p, k, t, pool, q, t_max[t]))
+            for t, i, q in units
         ]
         for table in ("nodes", "pairs"):
-            write_part(part_path(DATA, table, k, shard[0]), table, pl.concat(part[table] for part in parts))
+            write_part(part_path(DATA, table, k, shard[0]), table, pl.concat(f[table] for f in found))
         write_json(METRICS / "search" / f"iter={k}.json", {"token_normaliser": t_max})
         work.finish()

@@ -85,9 +85,24 @@ def test_a_value_unit_is_computed_once():
     assert calls == [1]
 
 
+def test_a_model_unit_keeps_its_report_and_is_trained_once():
+    calls = []
+
+    def train(out):
+        calls.append(1)
+        out.mkdir()
+        (out / "w").write_text("1")
+        return {"loss": [0.5]}
+
+    path, report = resume.Work("dpo", 2, {}, []).model("t", train)
+    again, report_again = resume.Work("dpo", 2, {}, []).model("t", train)
+    assert (path / "w").read_text() == "1" and again == path
+    assert report == report_again == {"loss": [0.5]}
+    assert calls == [1]
+
+
 def test_finish_removes_the_work_directory():
     work = resume.Work("dpo", 2, {}, [])
-    work.model("t", lambda d: (d.mkdir(), (d / "w").write_text("1")))
-    assert (work.path / "t" / "w").read_text() == "1"
+    work.value("v", lambda: 1)
     work.finish()
     assert not resume.WORK.exists() or not any(resume.WORK.rglob("*"))
