@@ -12,12 +12,13 @@ import math
 import polars as pl
 
 from dits.backends.base import Backend, Sampling
+from dits.backends.hf import backend
 from dits.config import Params
 from dits.dialogue import Dialogue, play
 from dits.prepare import examples_from_frame
 from dits.progress import bar
 from dits.seeds import derive_seed
-from dits.stage import backend, base_model, dpo_model, sft_model
+from dits.stage import base_model, dpo_model, sft_model
 from dits.tasks import Example, Task, get_task
 
 MODELS = ("base", "sft", "dpo")

@@ -12,6 +12,7 @@ from collections import defaultdict
 import polars as pl
 
 from dits.backends.base import Backend, Sampling
+from dits.backends.hf import backend
 from dits.config import Params
 from dits.dialogue import Dialogue, play
 from dits.errors import DitsError
@@ -19,7 +20,7 @@ from dits.prepare import examples_from_frame
 from dits.progress import bar
 from dits.reward import reward_dialogues
 from dits.seeds import content_id, derive_seed
-from dits.stage import backend, base_model, policy_model
+from dits.stage import base_model, policy_model
 from dits.tasks import Example, Task, get_task
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -34,14 +33,6 @@ def dpo_model(k: int, task: str) -> Path:
 def policy_model(params: Params, k: int, task: str) -> str:
     """The sampling policy of iteration k: the base model at k = 0, DPO(k-1) after (papers/dits.md §5)."""
     return base_model(params) if k == 0 else str(dpo_model(k - 1, task))
-
-
-@functools.cache
-def backend(path: str | Path, batch_size: int):
-    """Return the stage's inference backend of ``path``: each model is loaded once per stage run."""
-    from dits.backends.hf import HFBackend
-
-    return HFBackend.from_path(str(path), batch_size)
 
 
 def save_model(model, tokenizer, out: Path) -> None:

@@ -10,7 +10,7 @@ from dits.config import Params
 from dits.resume import Work
 from dits.stage import DATA, METRICS, MODELS, clock, promote, setup, sft_model
 from dits.store import read_table
-from dits.train.dpo import dpo_task
+from dits.train.recipes import dpo_task
 
 
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:

@@ -10,7 +10,7 @@ from dits.config import Params
 from dits.resume import Work
 from dits.stage import DATA, METRICS, MODELS, base_model, clock, promote, setup
 from dits.store import read_table
-from dits.train.sft import sft_task
+from dits.train.recipes import sft_task
 
 
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:

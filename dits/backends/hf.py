@@ -7,6 +7,7 @@ text would depend on what else is in the batch. The loop is also leaner on CPU (
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -310,3 +311,9 @@ def _shared_prefix_lengths(ids: list[list[int]], keys: list[int]) -> list[int]:
             n = len(os.path.commonprefix([ids[a], ids[b]]))
             shared[a], shared[b] = max(shared[a], n), max(shared[b], n)
     return [min(n or len(row), len(row) - 1) for n, row in zip(shared, ids, strict=True)]
+
+
+@functools.cache
+def backend(path: str | Path, batch_size: int) -> HFBackend:
+    """Return the backend of the model at ``path``, loaded once per process (a stage run)."""
+    return HFBackend.from_path(str(path), batch_size)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from dits.backends.hf import backend
 from dits.config import Params
 from dits.pairs import pairs_frame
 from dits.prepare import examples_from_frame
@@ -17,7 +18,7 @@ from dits.search.dialogue_search import search_trees, token_normaliser
 from dits.search.tree import nodes_frame
 from dits.seeds import derive_seed
 from dits.shard import in_shard
-from dits.stage import backend, base_model, sft_model
+from dits.stage import base_model, sft_model
 from dits.tasks import get_task
 
 

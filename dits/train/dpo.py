@@ -11,36 +11,10 @@ import copy
 import tempfile
 from typing import TYPE_CHECKING
 
-import polars as pl
 import torch
 
-from dits.progress import log
-
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from dits.config import DPOParams, Params
-
-
-def dpo_task(params: Params, k: int, name: str, pairs: pl.DataFrame, out: Path) -> dict:
-    """Train DPO(k) of task ``name`` from SFT(k) on its selected ``pairs``; save it to ``out``.
-
-    With no selected pair DPO(k) is SFT(k) unchanged. Returns the stage's report: pairs and losses.
-    """
-    from dits.backends.hf import load_model
-    from dits.stage import save_model, sft_model
-
-    rows = pair_rows(pairs.filter(pl.col("task") == name).sort("pair_id"))
-    model, tokenizer = load_model(sft_model(k, name))
-    losses: list[dict] = []
-    if rows:
-        train_dpo(model, tokenizer, rows, params.dpo, params.seed, losses)
-    else:
-        log(f"dpo@{k} {name}: no selected pairs, DPO({k}) = SFT({k})")
-    save_model(model, tokenizer, out)
-    report = {"pairs": len(rows), "loss": [round(r["loss"], 4) for r in losses]}
-    log(f"dpo@{k} {name}: {len(rows)} pairs, loss {report['loss']}")
-    return report
+    from dits.config import DPOParams
 
 
 def pair_rows(pairs) -> list[dict]:

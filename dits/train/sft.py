@@ -9,55 +9,12 @@ from __future__ import annotations
 import tempfile
 from typing import TYPE_CHECKING
 
-import polars as pl
 import torch
 
 from dits.backends.base import Chat
-from dits.dialogue import AGENTS
-from dits.errors import DitsError
-from dits.progress import log
-from dits.sample import dialogue_from_row, select_for_sft
-from dits.tasks import get_task
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from dits.config import Params, SFTParams
-
-
-def sft_task(
-    params: Params, k: int, name: str, dialogues: pl.DataFrame, tasks: pl.DataFrame, out: Path
-) -> dict:
-    """Train SFT(k) of task ``name`` from the base model on its best dialogues; save it to ``out``.
-
-    Each kept dialogue gives one row per agent that speaks in it (papers/dits.md §5). Returns the
-    stage's report: dialogues kept, rows, their mean reward and the loss curve.
-    """
-    from dits.backends.hf import load_model
-    from dits.stage import base_model, save_model
-
-    task = get_task(name, params.seed)
-    mine = dialogues.filter(pl.col("task") == name)
-    kept = select_for_sft(mine, params.sft.keep_fraction, params.sft.min_reward)
-    if kept.height == 0:
-        raise DitsError(
-            f"data/dialogues/iter={k}: no {name} dialogue reaches sft.min_reward = "
-            f"{params.sft.min_reward}; lower it"
-        )
-    played = [dialogue_from_row(row, tasks, task) for row in kept.iter_rows(named=True)]
-    chats = [d.view(a) for d in played for a in AGENTS if any(m["agent"] == a for m in d.messages)]
-    model, tokenizer = load_model(base_model(params))
-    losses: list[dict] = []
-    train_sft(model, tokenizer, chats, params.sft, seed=params.seed, warmup_ratio=0.1, log=losses)
-    save_model(model, tokenizer, out)
-    report = {
-        "dialogues": kept.height,
-        "rows": len(chats),
-        "mean_reward": round(float(kept["reward"].mean()), 4),
-        "loss": [round(r["loss"], 4) for r in losses],
-    }
-    log(f"sft@{k} {name}: {kept.height} dialogues, loss {report['loss']}")
-    return report
+    from dits.config import SFTParams
 
 
 def train_sft(
