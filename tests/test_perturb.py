@@ -10,7 +10,7 @@ from tiny import tiny_llama
 from transformers import AutoTokenizer
 
 from dits.config import InfluenceParams
-from dits.influence.perturb import Perturbation, dpo_loss, groups_of, tokenize_pair
+from dits.influence.perturb import Perturbation, dpo_loss, groups_of, tokenize_pair, warmup_schedule
 from dits.influence.stack import lora_state
 
 SEED = 3
@@ -119,3 +119,20 @@ def test_reference_logps_do_not_depend_on_the_batch_they_are_computed_in(tokeniz
     three = Perturbation(tiny_llama(tokenizer), tokenizer, rows(5), influence(warmup_batch=3), SEED)
     assert one.reference.shape == (5, 2)
     assert torch.equal(one.reference, three.reference)
+
+
+def test_warm_up_schedule_spans_an_epoch_of_a_large_pool_as_the_authors_trainer():
+    # The authors' HotpotQA pool: 13,908 pairs, 8 per step, checkpoint-50 of a one-epoch cosine.
+    paper = InfluenceParams(warmup_steps=50, warmup_batch=8)
+    factor = warmup_schedule(13_908, paper)
+    horizon, warmup = 13_908 // 8, math.ceil(0.01 * (13_908 // 8))
+    assert factor(0) == 1 / warmup
+    assert factor(49) == pytest.approx(0.5 * (1 + math.cos(math.pi * (49 - warmup) / (horizon - warmup))))
+    assert factor(49) > 0.99
+
+
+def test_warm_up_schedule_decays_over_the_steps_when_an_epoch_is_shorter():
+    factor = warmup_schedule(80, InfluenceParams(warmup_steps=50, warmup_batch=8))
+    assert factor(0) == 1.0  # ceil(0.01 * 50) = 1 step of linear warm-up
+    assert factor(25) == pytest.approx(0.5 * (1 + math.cos(math.pi * 24 / 49)))
+    assert factor(50) == pytest.approx(0.0)

@@ -16,7 +16,7 @@ step moves the same tensors in the same direction as the authors' path.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -103,6 +103,23 @@ def groups_of(n_pairs: int, group_size: int, seed: int) -> list[list[int]]:
     return [order[i : i + group_size] for i in range(0, n_pairs - group_size + 1, group_size)]
 
 
+def warmup_schedule(pool: int, influence: InfluenceParams) -> Callable[[int], float]:
+    """Return the warm-up's learning-rate factor per step: linear 1% warm-up, then cosine.
+
+    The cosine spans ``max(warmup_steps, pool // warmup_batch)`` steps, one epoch of the pool as
+    in the authors' trainer when that epoch is longer than the warm-up (``Perturbation.warm_up``).
+    """
+    horizon = max(influence.warmup_steps, pool // influence.warmup_batch)
+    warmup = max(1, math.ceil(0.01 * horizon))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, horizon - warmup)))
+
+    return factor
+
+
 class Perturbation:
     """One PEFT model holding θ* (the warm-up adapter) and producing every θ_g from it.
 
@@ -149,8 +166,12 @@ class Perturbation:
     def warm_up(self, on: Sequence[int] | None = None) -> list[float]:
         """Train θ* for ``warmup_steps`` DPO steps over the pool (cosine, 1% warm-up as the paper).
 
-        Batches cycle through seeded reshuffles of the pool (or of the pairs ``on``), as epochs of
-        a trainer would. Returns the loss of every step.
+        The authors train one epoch of the whole pool and keep ``checkpoint-50``, so the cosine
+        spans the epoch and the learning rate is still near its peak at step 50 on a large pool.
+        The schedule here spans ``max(warmup_steps, one epoch of steps)``: the authors' schedule
+        when an epoch is longer than the warm-up, and a complete decay when it is shorter (their
+        run would have no step-50 checkpoint then). Batches cycle through seeded reshuffles of the
+        pool (or of the pairs ``on``), as epochs of a trainer would. Returns each step's loss.
         """
         s = self.influence
         pool = list(range(len(self.pairs))) if on is None else list(on)
@@ -159,14 +180,7 @@ class Perturbation:
         self.model.train()
         params = self.lora
         optimizer = torch.optim.AdamW(params, lr=s.warmup_lr, weight_decay=0.0)
-        warmup = max(1, math.ceil(0.01 * s.warmup_steps))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, s.warmup_steps - warmup)))
-
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_schedule(len(pool), s))
         rng = np.random.default_rng(self.seed)
         queue: list[int] = []
         losses = []
