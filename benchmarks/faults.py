@@ -15,14 +15,23 @@ drawn uniformly in (0, T), then reruns it (``dvc repro -s STAGE@0``) and checks:
 - the finished units listed in ``.dits/work/STAGE/iter=0/<key>/`` after the kill are the ones the
   rerun says it reused (``reused N finished part``), and the work directory is gone once it is done.
 
-Before the uninterrupted run and before each kill the stage is made new to DVC: its ``dvc.lock``
-entry and DVC's run cache are dropped, or the rerun would check the uninterrupted run's outputs out
-of the cache instead of running the stage. DVC 3 leaves no lock that blocks the rerun: the repo
-lock is an fcntl lock the kernel drops with the process, and the rwlock entries of dead processes
-are removed with a warning (counted as "stale rwlock"). Should DVC still refuse to run, its
-``.dvc/tmp/rwlock`` alone is removed and the rerun tried once more, with a note.
+Before the uninterrupted run and before each kill the stage is made new: its ``dvc.lock`` entry and
+DVC's run cache are dropped, or the rerun would check the uninterrupted run's outputs out of the
+cache instead of running the stage, and so is a work directory an earlier run did not clean.
+DVC 3 leaves no lock that blocks the rerun: the repo lock is an fcntl lock the kernel drops with
+the process, and the rwlock entries of dead processes are removed with a warning (counted as
+"stale rwlock"). But DVC writes ``dvc.lock`` and ``.dvc/tmp/rwlock`` in place, and a kill while
+it does leaves them empty or cut; DVC then refuses to run. The check then does what a user would
+(``dvc.lock`` back as before the run, like ``git checkout dvc.lock``; a stale lock file removed,
+as DVC's message says), notes it, counts it under "DVC refused", and reruns once more.
 
-Prints one table; exits non-zero when a rerun differs from the uninterrupted run or a file is torn.
+Prints one Markdown table, a row per stage: T (the uninterrupted run's wall seconds, DVC included);
+kills that landed before the stage finished, and those of them after DVC had started the stage's
+command (the rest hit start-up); identical reruns; torn files; finished units found after the kills
+(summed) and the reruns that logged exactly those; reruns that left the work directory or a temp
+dir under ``.dits/tmp``; reruns where DVC removed a killed process from its rwlock, or refused to
+run; mean seconds per rerun and, of them, start-up (wall seconds less the stage's own clock).
+Exits non-zero when a rerun differs from the uninterrupted run or a file is torn.
 """
 
 from __future__ import annotations
@@ -55,16 +64,24 @@ from tests.test_pipeline import BIN, _make_repo  # noqa: E402
 STAGES = ("sample", "sft", "search", "influence", "dpo", "evaluate")
 REUSED = re.compile(r"reused\s+(\d+)\s+finished\s+part")
 STALE_RWLOCK = re.compile(r"had\s+been\s+killed\.\s+Auto\s+removed\s+it\s+from\s+the\s+lock\s+file")
-DVC_REFUSED = ("is busy", "Unable to acquire lock", "RWLock-file")
+# What DVC says when a lock stops it, and the lock file a user is told to remove then.
+STALE_LOCKS = {
+    "Unable to acquire lock": ".dvc/tmp/lock",
+    "is being blocked by": ".dvc/tmp/rwlock",
+    "Unable to read RWLock-file": ".dvc/tmp/rwlock",
+    "RWLock-file format error": ".dvc/tmp/rwlock",
+}
+TORN_LOCKFILE = re.compile(r"dvc\.lock'(, YAML file structure is corrupted| validation failed)")
 
 
 @dataclass(frozen=True)
 class Run:
-    """One finished ``dvc repro``: exit status, wall seconds, the stage's own seconds, stderr."""
+    """One finished ``dvc repro``: exit status, wall seconds, the stage's own seconds, its output."""
 
     rc: int
     seconds: float
     stage_seconds: float | None
+    stdout: str
     stderr: str
 
 
@@ -75,13 +92,15 @@ class Trial:
     at: float  # seconds after the start when the group was killed
     landed: bool  # the stage was still running then
     in_command: bool  # DVC had started the stage's command (not still starting up itself)
-    identical: bool  # the rerun's outputs hash as the uninterrupted run's
+    differs: tuple[str, ...]  # outputs whose hash is not the uninterrupted run's (all when the rerun failed)
     torn: tuple[str, ...]  # 'path (why)' under data/ and models/ after the rerun
     units: int  # entries in the stage's work directory after the kill
     reused: int | None  # N of the rerun's `reused N finished part` lines, summed; None: no such line
     work_left: bool  # the work directory still held a key's directory after the rerun
+    tmp_left: bool  # .dits/tmp still held a temp dir after the rerun
+    restored: bool  # DVC checked the killed run's outputs out of its run cache instead of rerunning
     stale_rwlock: bool  # DVC removed the killed process from its rwlock, with a warning
-    refused: bool  # DVC refused to run until its rwlock was removed
+    fixes: tuple[str, ...]  # what DVC needed before it would run again (empty: nothing)
     rerun: Run
 
 
@@ -123,7 +142,8 @@ def repro(repo: Path, stage: str, log: Path, *flags: str) -> Run:
         cmd = ["dvc", "repro", *flags, f"{stage}@0"]
         rc = subprocess.run(cmd, cwd=repo, env=dvc_env(repo), stdout=out, stderr=err).returncode
     seconds = time.perf_counter() - start
-    return Run(rc, seconds, stage_seconds(repo, stage), Path(f"{log}.err").read_text())
+    output = Path(f"{log}.out").read_text(), Path(f"{log}.err").read_text()
+    return Run(rc, seconds, stage_seconds(repo, stage), *output)
 
 
 def stage_outputs(repo: Path, stage: str) -> list[str]:
@@ -198,14 +218,36 @@ def finished_units(repo: Path, stage: str) -> int:
     return sum(1 for key in root.iterdir() if key.is_dir() for _ in key.iterdir()) if root.is_dir() else 0
 
 
-def make_new_to_dvc(repo: Path, stage: str) -> None:
-    """Drop the stage's dvc.lock entry, DVC's run cache and the stage's work, as before a first run."""
+def make_new_to_dvc(repo: Path, stage: str) -> str:
+    """Drop the stage's dvc.lock entry, DVC's run cache and the stage's work, as before a first run.
+
+    Returns the dvc.lock written, the state a user would have committed before the run.
+    """
     lock_path = repo / "dvc.lock"
     lock = yaml.safe_load(lock_path.read_text())
     lock["stages"].pop(f"{stage}@0", None)
     lock_path.write_text(yaml.safe_dump(lock, sort_keys=False))
     shutil.rmtree(repo / ".dvc" / "cache" / "runs", ignore_errors=True)
     shutil.rmtree(repo / ".dits" / "work" / stage, ignore_errors=True)
+    return lock_path.read_text()
+
+
+def unblock(repo: Path, refusal: str, lockfile: str) -> list[str]:
+    """Return what was done so that DVC runs again after ``refusal``: what a user is told to do.
+
+    DVC writes dvc.lock and its rwlock in place (truncate, then write), so a kill in between
+    leaves them empty or cut: dvc.lock goes back to its state before the run (``git checkout
+    dvc.lock`` when it was committed), and a stale lock file is removed, as DVC's message says.
+    """
+    fixes = []
+    if TORN_LOCKFILE.search(refusal):
+        (repo / "dvc.lock").write_text(lockfile)
+        fixes.append("dvc.lock torn, restored")
+    for text, lock in STALE_LOCKS.items():
+        if text in refusal and (repo / lock).exists():
+            (repo / lock).unlink()
+            fixes.append(f"{lock} removed")
+    return fixes
 
 
 def kill_at(repo: Path, stage: str, at: float, log: Path) -> bool:
@@ -241,32 +283,37 @@ def kill_at(repo: Path, stage: str, at: float, log: Path) -> bool:
 def trial(repo: Path, stage: str, at: float, reference: dict[str, str], files: set[str], log: Path) -> Trial:
     """Return what a kill at ``at`` seconds and the rerun after it showed."""
     outputs = stage_outputs(repo, stage)
-    make_new_to_dvc(repo, stage)
+    lockfile = make_new_to_dvc(repo, stage)
     kill_log = log.with_name(log.name + "-kill")
     landed = kill_at(repo, stage, at, kill_log)
     in_command = f"> dits run {stage}" in Path(f"{kill_log}.out").read_text()
     units = finished_units(repo, stage)
     rerun = repro(repo, stage, log.with_name(log.name + "-rerun"), "-s")
-    refused = rerun.rc != 0 and any(text in rerun.stderr for text in DVC_REFUSED)
     stale = bool(STALE_RWLOCK.search(rerun.stderr))
-    if refused:
-        say(f"  DVC refused to run after the kill, .dvc/tmp/rwlock removed:\n{rerun.stderr}")
-        (repo / ".dvc" / "tmp" / "rwlock").unlink(missing_ok=True)
+    fixes = unblock(repo, rerun.stderr, lockfile) if rerun.rc != 0 else []
+    if fixes:
+        say(f"  DVC refused to run after the kill ({'; '.join(fixes)}):\n{rerun.stderr.strip()}")
         rerun = repro(repo, stage, log.with_name(log.name + "-rerun2"), "-s")
     if rerun.rc != 0:
         say(f"  the rerun failed (exit {rerun.rc}):\n{rerun.stderr[-3000:]}")
     logged = [int(n) for n in REUSED.findall(rerun.stderr)]
+    hashes = content_hashes(repo, outputs) if rerun.rc == 0 else {}
+    tmp = repo / ".dits" / "tmp"
     return Trial(
         at=at,
         landed=landed,
         in_command=landed and in_command,
-        identical=rerun.rc == 0 and content_hashes(repo, outputs) == reference,
+        differs=tuple(
+            sorted(k for k in reference.keys() | hashes.keys() if reference.get(k) != hashes.get(k))
+        ),
         torn=tuple(torn_files(repo, files)),
         units=units,
         reused=sum(logged) if logged else None,
         work_left=work_root(repo, stage).is_dir() and any(work_root(repo, stage).iterdir()),
+        tmp_left=tmp.is_dir() and any(tmp.iterdir()),
+        restored="is cached - skipping run" in rerun.stdout,
         stale_rwlock=stale,
-        refused=refused,
+        fixes=tuple(fixes),
         rerun=rerun,
     )
 
@@ -292,11 +339,14 @@ def check_stage(repo: Path, stage: str, kills: int, seed: int, logs: Path) -> di
         trials.append(t)
         say(
             f"  kill {i + 1}/{kills} at {t.at:.1f} s{'' if t.landed else ' (finished first)'}: "
-            f"{t.units} finished units, rerun {t.rerun.seconds:.1f} s, "
-            f"{'identical' if t.identical else 'DIFFERS'}, {len(t.torn)} torn, "
+            f"{t.units} finished units, rerun {t.rerun.seconds:.1f} s"
+            f"{' (outputs restored from the run cache)' if t.restored else ''}, "
+            f"{'DIFFERS' if t.differs else 'identical'}, {len(t.torn)} torn, "
             f"reused logged {t.reused}{'' if reuse_ok(t) else ' (MISMATCH)'}"
-            f"{', work dir left' if t.work_left else ''}",
+            f"{', work dir left' if t.work_left else ''}{', .dits/tmp left' if t.tmp_left else ''}",
         )
+        for name in t.differs:
+            say(f"    differs: {name}")
         for name in t.torn:
             say(f"    torn: {name}")
     startup = [t.rerun.seconds - t.rerun.stage_seconds for t in trials if t.rerun.stage_seconds is not None]
@@ -306,13 +356,14 @@ def check_stage(repo: Path, stage: str, kills: int, seed: int, logs: Path) -> di
         "kills": kills,
         "landed": sum(t.landed for t in trials),
         "in command": sum(t.in_command for t in trials),
-        "identical reruns": sum(t.identical for t in trials),
+        "identical reruns": sum(not t.differs for t in trials),
         "torn files": sum(len(t.torn) for t in trials),
         "reused units": sum(t.units for t in trials),
         "reuse logged right": sum(reuse_ok(t) for t in trials),
         "work left": sum(t.work_left for t in trials),
+        "tmp left": sum(t.tmp_left for t in trials),
         "stale rwlock": sum(t.stale_rwlock for t in trials),
-        "DVC refused": sum(t.refused for t in trials),
+        "DVC refused": sum(bool(t.fixes) for t in trials),
         "s per rerun": f"{statistics.mean(t.rerun.seconds for t in trials):.1f}" if trials else "-",
         "start-up s": f"{statistics.mean(startup):.1f}" if startup else "-",
     }
