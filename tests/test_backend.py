@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from tiny import tiny_llama
 from transformers import AutoTokenizer
 
 from dits.backends.base import Sampling
-from dits.backends.hf import HFBackend, _shared_prefix_lengths
+from dits.backends.hf import HFBackend, _shared_prefix_lengths, end_ids, load_model
 from dits.errors import DitsError
 
 SYSTEMS = ["You are Alice. Question: where was the ceo born ?", "You are Bob. Question: what is 3 + 4 ?"]
@@ -83,7 +88,7 @@ def end_logprob(backend: HFBackend, prompt: str) -> float:
     ids = backend.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         logits = backend.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
-    return float(torch.log_softmax(logits, dim=-1)[backend.end_id])
+    return float(torch.log_softmax(logits, dim=-1)[backend.tokenizer.convert_tokens_to_ids("<|end|>")])
 
 
 def test_loglik_of_an_empty_message_is_the_log_prob_of_ending_the_turn_at_once(backend: HFBackend) -> None:
@@ -134,3 +139,50 @@ def test_pick_draws_what_multinomial_draws(top_p: float) -> None:
     expected = [torch.multinomial(probs[s], 1, generator=torch.Generator().manual_seed(s)) for s in range(32)]
     assert picked.tolist() == torch.cat(expected).tolist()
     assert len(set(picked.tolist())) > 10
+
+
+def _cache_model(cache: Path, repo_id: str, with_template: bool = True) -> None:
+    """Lay a tiny model out as the Hugging Face hub cache does: refs/main -> snapshots/<commit>/."""
+    tokenizer = AutoTokenizer.from_pretrained("models/base")
+    if not with_template:
+        tokenizer.chat_template = None
+    folder = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = folder / "snapshots" / ("a" * 40)
+    tiny_llama(tokenizer).save_pretrained(snapshot)
+    tokenizer.save_pretrained(snapshot)
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("a" * 40)
+
+
+def _load_in_child(cache: Path, repo_id: str) -> subprocess.CompletedProcess:
+    """Load ``repo_id`` in a fresh process whose hub cache is ``cache`` (the cache path is read at import)."""
+    code = f"from dits.backends.hf import load_model; load_model({repo_id!r})"
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+def test_a_hub_id_loads_from_the_local_cache(tmp_path: Path) -> None:
+    _cache_model(tmp_path, "some-org/tiny-chat")
+    assert _load_in_child(tmp_path, "some-org/tiny-chat").returncode == 0
+
+
+def test_a_hub_id_that_is_not_cached_is_one_line_saying_how_to_get_it(tmp_path: Path) -> None:
+    with pytest.raises(DitsError) as err:
+        load_model("some-org/some-model-that-is-not-here")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("some-org/some-model-that-is-not-here: not a local directory and not in")
+    assert "hf download some-org/some-model-that-is-not-here" in message
+
+
+def test_a_model_without_a_chat_template_is_refused(tmp_path: Path) -> None:
+    _cache_model(tmp_path, "some-org/no-template", with_template=False)
+    out = _load_in_child(tmp_path, "some-org/no-template")
+    assert out.returncode != 0
+    assert "some-org/no-template: the tokenizer has no chat template; dits needs a chat model" in out.stderr
+
+
+def test_generation_stops_at_every_end_token_the_generation_config_lists(backend: HFBackend) -> None:
+    model = tiny_llama(backend.tokenizer)
+    model.generation_config.eos_token_id = [7, 9]
+    assert end_ids(model, backend.tokenizer) == {7, 9, backend.tokenizer.eos_token_id}

@@ -30,17 +30,41 @@ def default_device() -> str:
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | None = None):
-    """Return (model, tokenizer) from a local directory or hub name, in eval mode, on ``device``."""
+    """Return (model, tokenizer) from a local directory or a hub id, in eval mode, on ``device``.
+
+    A hub id is read from the local Hugging Face cache only (``local_files_only``): a stage never
+    starts a multi-GB download, and an id that is not cached stops with one line saying how to get
+    it. A tokenizer without a chat template is refused: the two agents' turns are rendered by it.
+    """
     local = Path(path)
-    if not local.exists() and (str(path).startswith((".", "/")) or os.sep in str(path)):
+    if not local.exists() and (str(path).startswith((".", "/")) or str(path).count("/") > 1):
         raise DitsError(f"{path}: model directory not found (run the bootstrap stage or set model.base)")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device or default_device())
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
     except OSError as exc:
-        raise DitsError(f"{path}: cannot load a model: {str(exc).splitlines()[0]}") from exc
+        if local.exists():
+            raise DitsError(f"{path}: cannot load a model: {str(exc).splitlines()[0]}") from None
+        raise DitsError(
+            f"{path}: not a local directory and not in the local Hugging Face cache; download it first "
+            f"(`hf download {path}`, or set HF_HOME to a cache that has it) or set model.base to a directory"
+        ) from None
+    if not tokenizer.chat_template:
+        raise DitsError(f"{path}: the tokenizer has no chat template; dits needs a chat model")
     tokenizer.padding_side = "left"
-    return model.eval(), tokenizer
+    return model.to(device or default_device()).eval(), tokenizer
+
+
+def end_ids(model, tokenizer) -> frozenset[int]:
+    """Return the token ids that end a message: the tokenizer's eos and the generation config's.
+
+    Chat models end a turn with a token of their own (Llama-3's ``<|eot_id|>``), which their
+    generation config lists beside the end of text; stopping at the eos alone would run on.
+    """
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids |= set(configured) if isinstance(configured, list) else {configured}
+    return frozenset(i for i in ids if i is not None)
 
 
 class HFBackend:
@@ -51,7 +75,7 @@ class HFBackend:
         self.tokenizer = tokenizer
         self.batch_size = batch_size  # no default: every caller passes its params' batch size
         self.stack = stack  # serves per-row ``adapters`` in ``generate``
-        self.end_id = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
+        self.end_ids = end_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id
         self.turn_end = _turn_end(tokenizer)
 
@@ -118,7 +142,7 @@ class HFBackend:
             picked = self._pick(logits, sampling, row_generators).tolist()
             keep = []
             for j, (i, tok) in enumerate(zip(live, picked, strict=True)):
-                if tok == self.end_id:
+                if tok in self.end_ids:
                     finished[i] = True
                 else:
                     tokens[i].append(tok)

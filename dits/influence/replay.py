@@ -62,7 +62,7 @@ def _rows(backend: HFBackend, dialogues: Sequence[Dialogue]) -> tuple[list[list[
                 text = ids[start : end - 1]
                 if (
                     cut
-                    or ids[end - 1] != backend.end_id
+                    or ids[end - 1] not in backend.end_ids
                     or len(text) != message["tokens"]
                     or tokenizer.decode(text) != message["text"]
                 ):
