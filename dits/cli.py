@@ -50,6 +50,17 @@ The other influence settings (step_lr, warm-up, LoRA) come from params.yaml's in
 """
 
 
+EPILOG_EXPORT = """examples:
+  dits export 0                           export/iter=0/sft.parquet and dpo.parquet
+  dits export 1 --task hotpotqa --format jsonl -o out
+  dits export 2 --format datasets         export/iter=2/sft and dpo, for datasets.load_from_disk
+
+sft: one row per agent's view of each dialogue the sft stage trains on (messages, with task,
+source_id, example_id, dialogue_id, agent, reward); dpo: the selected pairs (prompt, chosen,
+rejected, with task, source_id, example_id, pair_id, q_chosen, q_rejected).
+"""
+
+
 def _shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
@@ -168,6 +179,15 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     print_table(frame.columns, frame.rows(), title=f"{args.name} → {out}")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from dits.config import load_params
+    from dits.export import export
+
+    out = Path(args.output or f"export/iter={args.iter}")
+    for path in export(load_params(args.params), args.iter, Path(args.data), out, args.format, args.task):
+        print(f"wrote {path}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dits",
@@ -271,6 +291,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     experiment.add_argument("--data", default="data", help="tables directory (default data)")
     experiment.set_defaults(func=cmd_experiment)
+
+    export = sub.add_parser(
+        "export",
+        help="write an iteration's SFT data and selected pairs in the formats TRL's trainers load",
+        epilog=EPILOG_EXPORT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("iter", metavar="ITER", type=int, help="iteration k")
+    export.add_argument("--task", help="one task of task.names (default: all)")
+    export.add_argument(
+        "--format", choices=("parquet", "jsonl", "datasets"), default="parquet", help="default parquet"
+    )
+    export.add_argument("-o", "--output", help="output directory (default export/iter=ITER)")
+    export.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    export.add_argument("--data", default="data", help="tables directory (default data)")
+    export.set_defaults(func=cmd_export)
     return parser
 
 
