@@ -184,8 +184,11 @@ def cmd_export(args: argparse.Namespace) -> None:
     from dits.export import export
 
     out = Path(args.output or f"export/iter={args.iter}")
-    for path in export(load_params(args.params), args.iter, Path(args.data), out, args.format, args.task):
-        print(f"wrote {path}", file=sys.stderr)
+    written = export(load_params(args.params), args.iter, Path(args.data), out, args.format, args.task)
+    for path, rows in written.items():
+        # Only the DPO set can be empty: the sft stage, and so the export, stops on no kept dialogue.
+        empty = f"{path}: not written, no selected pair (DPO({args.iter}) is SFT({args.iter}))"
+        print(f"wrote {path} ({rows} rows)" if rows else empty, file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

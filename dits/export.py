@@ -9,6 +9,7 @@ exactly what dits synthesized, and keeps the ids that join each row back to the 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -136,17 +137,29 @@ def dpo_table(names: list[str], pairs: pl.DataFrame, selected: pl.DataFrame, tas
     return pa.Table.from_pylist(rows, schema=dpo_schema(ids is not None))
 
 
-def write(table: pa.Table, out: Path, kind: str, fmt: str) -> Path:
-    """Write ``table`` as ``out/<kind>.parquet``, ``out/<kind>.jsonl`` or the directory ``out/<kind>``.
-
-    Each lands atomically, so a reader never loads half an export. The ``datasets`` directory is
-    ``Dataset.save_to_disk``'s, for ``datasets.load_from_disk``.
-    """
+def destination(out: Path, kind: str, fmt: str) -> Path:
+    """Return where set ``kind`` goes: ``out/<kind>.parquet``, ``out/<kind>.jsonl`` or ``out/<kind>``."""
     dest = out / (kind if fmt == "datasets" else f"{kind}.{fmt}")
     wrong_kind = dest.is_file() if fmt == "datasets" else dest.is_dir()
     if wrong_kind:
         expected = "a directory (--format datasets)" if fmt == "datasets" else f"a {fmt} file"
         raise DitsError(f"{dest}: exists and is not {expected}; remove it or choose another -o")
+    return dest
+
+
+def write(table: pa.Table, dest: Path, fmt: str) -> None:
+    """Write ``table`` at ``dest`` in ``fmt``; an empty table removes what an older export left there.
+
+    Each set lands atomically, so a reader never loads half of one. No format holds an empty set
+    that ``datasets`` loads back (each fails on zero rows), and a stale set would pass for this
+    iteration's. The ``datasets`` directory is ``Dataset.save_to_disk``'s, for ``load_from_disk``.
+    """
+    if table.num_rows == 0:
+        if dest.is_dir():
+            shutil.rmtree(dest)
+        else:
+            dest.unlink(missing_ok=True)
+        return
     with atomic_path(dest) as tmp:
         if fmt == "parquet":
             pq.write_table(table, tmp)
@@ -156,7 +169,6 @@ def write(table: pa.Table, out: Path, kind: str, fmt: str) -> Path:
             from datasets import Dataset
 
             Dataset.from_polars(pl.from_arrow(table)).save_to_disk(str(tmp))
-    return dest
 
 
 def read(data: Path, table: str, k: int) -> pl.DataFrame:
@@ -170,10 +182,13 @@ def read(data: Path, table: str, k: int) -> pl.DataFrame:
     return read_table(data, table, k)
 
 
-def export(params: Params, k: int, data: Path, out: Path, fmt: str, task: str | None = None) -> list[Path]:
-    """Write iteration ``k``'s SFT rows and selected pairs under ``out``; return the paths written.
+def export(
+    params: Params, k: int, data: Path, out: Path, fmt: str, task: str | None = None
+) -> dict[Path, int]:
+    """Write iteration ``k``'s SFT rows and selected pairs under ``out``; return each path's row count.
 
-    ``task`` narrows the export to one of ``params.task.names``, the tasks the stages train.
+    ``task`` narrows the export to one of ``params.task.names``, the tasks the stages train. A set
+    of 0 rows is not written: with no selected pair, DPO(k) is SFT(k) and there is nothing to load.
     """
     if fmt not in FORMATS:
         raise DitsError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -184,8 +199,13 @@ def export(params: Params, k: int, data: Path, out: Path, fmt: str, task: str | 
         names = [task]
     if out.is_file():
         raise DitsError(f"{out}: exists and is a file; -o names the directory the export goes to")
+    dests = {kind: destination(out, kind, fmt) for kind in ("sft", "dpo")}
     tasks, dialogues = read(data, "tasks", k), read(data, "dialogues", k)
     pairs, selected = read(data, "pairs", k), read(data, "selected", k)
-    sft = sft_table(params, k, names, dialogues, tasks)
-    dpo = dpo_table(names, pairs, selected, tasks)
-    return [write(sft, out, "sft", fmt), write(dpo, out, "dpo", fmt)]
+    sets = {
+        "sft": sft_table(params, k, names, dialogues, tasks),
+        "dpo": dpo_table(names, pairs, selected, tasks),
+    }
+    for kind, table in sets.items():
+        write(table, dests[kind], fmt)
+    return {dests[kind]: table.num_rows for kind, table in sets.items()}

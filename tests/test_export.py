@@ -211,16 +211,14 @@ def test_export_loads_back_with_datasets_as_the_exact_rows(data, tmp_path, fmt):
     out = tmp_path / "out"
     written = export(PARAMS, 0, data, out, fmt)
     names = ["sft", "dpo"] if fmt == "datasets" else [f"sft.{fmt}", f"dpo.{fmt}"]
-    assert written == [out / name for name in names]
+    assert written == {out / names[0]: 3, out / names[1]: 2}
     assert load(out, "sft", fmt, tmp_path / "cache").to_list() == SFT_ROWS
     assert load(out, "dpo", fmt, tmp_path / "cache").to_list() == DPO_ROWS
 
 
-def test_export_without_source_id_column_leaves_it_out():
-    tasks = TASKS.drop("source_id")
-    sft = sft_table(PARAMS, 0, [TASK], DIALOGUES, tasks)
-    dpo = dpo_table([TASK], PAIRS, SELECTED, tasks)
-    assert sft.to_pylist() == [{k: v for k, v in row.items() if k != "source_id"} for row in SFT_ROWS]
+def test_dpo_export_from_a_tasks_table_without_source_id_leaves_the_column_out():
+    dpo = dpo_table([TASK], PAIRS, SELECTED, TASKS.drop("source_id"))
+    assert dpo.column_names == [name for name in DPO_ROWS[0] if name != "source_id"]
     assert dpo.to_pylist() == [{k: v for k, v in row.items() if k != "source_id"} for row in DPO_ROWS]
 
 
@@ -307,6 +305,22 @@ def test_export_of_a_task_not_in_task_names_stops(data, tmp_path):
     assert str(exc.value) == "--task 'hotpotqa': not in task.names (synthetic-exchange)"
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "datasets"])
+def test_export_with_no_selected_pair_writes_no_dpo_set_and_removes_an_older_one(data, tmp_path, fmt):
+    out = tmp_path / "out"
+    export(PARAMS, 0, data, out, fmt)
+    write_part(
+        part_path(data, "selected", 0), "selected", pa.Table.from_pylist([], schema=SCHEMAS["selected"])
+    )
+    dpo = out / ("dpo" if fmt == "datasets" else "dpo.parquet")
+    assert dpo.exists()
+    assert export(PARAMS, 0, data, out, fmt) == {
+        out / ("sft" if fmt == "datasets" else "sft.parquet"): 3,
+        dpo: 0,
+    }
+    assert not dpo.exists()
+
+
 def test_export_into_a_path_that_is_a_file_stops(data, tmp_path):
     (tmp_path / "out").write_text("x")
     with pytest.raises(DitsError) as exc:
@@ -325,6 +339,7 @@ def test_export_into_a_path_that_is_a_file_stops(data, tmp_path):
         f"{tmp_path / 'out' / 'dpo'}: exists and is not a directory (--format datasets); "
         "remove it or choose another -o"
     )
+    assert [p.name for p in (tmp_path / "out" / "sft").iterdir()] == ["x"]
 
 
 def test_export_with_no_kept_dialogue_stops_as_the_sft_stage_does(data, tmp_path):
@@ -341,8 +356,8 @@ def test_cli_export_writes_jsonl_of_one_task_and_reports_errors_in_one_line(data
     (tmp_path / "params.yaml").write_text(f"task:\n  names: [{TASK}]\n")
     assert main(["export", "0", "--task", TASK, "--format", "jsonl", "--data", str(data)]) == 0
     assert capsys.readouterr().err.splitlines() == [
-        "wrote export/iter=0/sft.jsonl",
-        "wrote export/iter=0/dpo.jsonl",
+        "wrote export/iter=0/sft.jsonl (3 rows)",
+        "wrote export/iter=0/dpo.jsonl (2 rows)",
     ]
     lines = (tmp_path / "export" / "iter=0" / "dpo.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == DPO_ROWS
