@@ -51,6 +51,8 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str
         ) from None
     if not tokenizer.chat_template:
         raise DitsError(f"{path}: the tokenizer has no chat template; dits needs a chat model")
+    if tokenizer.pad_token is None:  # Llama-3 has none; padded positions are masked, any id serves
+        tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return model.to(device or default_device()).eval(), tokenizer
 
