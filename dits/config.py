@@ -53,6 +53,9 @@ class TaskParams:
     search_examples: int = param(32, "questions per iteration in the search pool", paper="12000", min=1)
     val_examples: int = param(100, "fixed validation questions", paper="20", min=1)
     test_examples: int = param(200, "fixed test questions (≥ 200 gives a standard error ≈ 0.03)", min=1)
+    paths: dict[str, str] = param(
+        {}, "dataset directory of each dataset task in names (e.g. hotpotqa: /data/hotpotqa)"
+    )
 
 
 @dataclass(frozen=True)
@@ -330,15 +333,20 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except UnicodeDecodeError:
         raise DitsError(f"{path}: not UTF-8 text") from None
     params = _build(Params, raw, str(path), "")
-    from dits.tasks import get_task, known_tasks
+    from dits.tasks import dataset_tasks, get_task, known_tasks
 
     if not params.task.names:
         raise DitsError(f"{path}: task.names = []: must name at least one of {', '.join(known_tasks())}")
     for name in params.task.names:
         try:
-            get_task(name, params.seed)
+            get_task(name, params.seed, params.task)
         except DitsError as exc:
             raise DitsError(f"{path}: task.names: {exc}") from None
+    for name in params.task.paths:
+        if name not in dataset_tasks():
+            raise DitsError(
+                f"{path}: task.paths.{name}: not a dataset task; expected one of {', '.join(dataset_tasks())}"
+            )
     known = ("finite_difference", "grad_similarity")
     for name in params.influence.estimators:
         if name not in known:
@@ -406,6 +414,11 @@ def _convert(hint: Any, value: Any, meta: Any, file: str, key: str) -> Any:
         if not isinstance(value, list):
             fail("a list")
         return [_convert(item, v, {}, file, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = typing.get_args(hint)
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            fail("a mapping of names to values")
+        return {k: _convert(item, v, {}, file, f"{key}.{k}") for k, v in value.items()}
     if hint is bool:
         if not isinstance(value, bool):
             fail("true or false")

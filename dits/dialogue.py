@@ -1,7 +1,7 @@
 """The two-agent dialogue protocol of Optima/DITS (papers/dits.md §2).
 
 Alice speaks first, Bob answers, strictly alternating. Every message starts with the speaker's
-name; the answer is the last ``<A>…</A>`` of a message. A dialogue stops when a parsed answer
+name; the answer is the last ``<A>…</A>`` of a message (math: the last ``\\boxed{…}``). A dialogue stops when a parsed answer
 equals the previously parsed one (answer-less messages in between do not reset it) or after
 ``max_messages`` messages. Both agents are one model: each speaks from its own view, in which its
 own messages are ``assistant`` turns and its partner's are ``user`` turns, so SFT with
@@ -21,7 +21,8 @@ from dits.tasks.base import Example, Family
 AGENTS = ("Alice", "Bob")
 _ANSWER = re.compile(r"<A>(.*?)</A", re.DOTALL)
 
-_PROMPTS: dict[tuple[Family, str], str] = {
+# The embedded tasks' prompts, keyed by family: short enough for the embedded model.
+_EMBEDDED: dict[tuple[Family, str], str] = {
     ("exchange", "Alice"): (
         "You are Alice, Bob has the other facts. Question: {question} "
         "Your facts about the company: {context}. Be brief, answer as <A> city </A>."
@@ -40,17 +41,93 @@ _PROMPTS: dict[tuple[Family, str], str] = {
     ),
 }
 
+# The dataset tasks' prompts (papers/dits.md §2): what the authors' templates carry, in our words.
+_EXCHANGE = (
+    "You are {name}, an agent answering a question together with {partner}.\n"
+    "Question: {question}\n"
+    "Your information:\n{context}\n"
+    "Guidelines:\n"
+    "- Your information is incomplete, and so is {partner}'s: tell {partner} what the question "
+    "needs from yours and ask for what you lack.\n"
+    "- Once you know the answer, give it as <A>answer</A>. The conversation ends only when "
+    "every agent has given the answer in this format.\n"
+    "- Be as concise as you can; a terse format meant for another agent rather than a person is fine.\n"
+    "- Begin your response with '{name}:'."
+)
+_CHECKER = (
+    "You are Bob, checking Alice's solution.\n"
+    "Question: {question}\n"
+    "Read Alice's reasoning, point out any mistake and suggest how to fix it. Never give the "
+    "answer yourself. Be concise."
+)
+_PROMPTS: dict[tuple[str, str], str] = {
+    ("exchange", "Alice"): _EXCHANGE,
+    ("exchange", "Bob"): _EXCHANGE,
+    ("choice", "Alice"): (
+        "You are Alice, solving a multiple-choice question with Bob, who checks your work.\n"
+        "Question: {question}\n"
+        "Think step by step, then give the text of the choice you pick as <A>answer</A>. Take "
+        "Bob's suggestions into account. Be concise."
+    ),
+    ("choice", "Bob"): _CHECKER,
+    ("gsm8k", "Alice"): (
+        "You are Alice, solving a math word problem with Bob, who checks your work.\n"
+        "Question: {question}\n"
+        "Think step by step and end with the final answer as $\\boxed{{answer}}$, where the "
+        "answer is merely a number. Take Bob's suggestions into account. Be concise."
+    ),
+    ("gsm8k", "Bob"): _CHECKER,
+    ("math", "Alice"): (
+        "You are Alice, solving a competition math problem with Bob, who checks your work.\n"
+        "Question: {question}\n"
+        "Think step by step and end with the final answer as $\\boxed{{answer}}$. Take Bob's "
+        "suggestions into account. Be concise."
+    ),
+    ("math", "Bob"): _CHECKER,
+}
+_BOXED_PROMPTS = ("gsm8k", "math")
+
 
 def system_prompt(family: Family, agent: str, example: Example) -> str:
-    """Return the system prompt of ``agent`` for ``example``."""
+    """Return the system prompt of ``agent`` for ``example``.
+
+    An example names its prompts (``Example.prompts``); "" picks the embedded tasks' prompt of
+    ``family``, so their dialogues read as they always have.
+    """
     context = example.context[AGENTS.index(agent)]
-    return _PROMPTS[(family, agent)].format(question=example.question, context=context)
+    if not example.prompts:
+        return _EMBEDDED[(family, agent)].format(question=example.question, context=context)
+    partner = AGENTS[1 - AGENTS.index(agent)]
+    template = _PROMPTS[(example.prompts, agent)]
+    return template.format(name=agent, partner=partner, question=example.question, context=context)
 
 
-def parse_answer(text: str) -> str | None:
-    """Return the content of the last ``<A>…</A>`` in ``text``, stripped, or None."""
+def parse_answer(text: str, prompts: str = "") -> str | None:
+    """Return the answer in ``text``, stripped, or None.
+
+    The last ``<A>…</A>``; for the math prompts the last ``\\boxed{}`` (papers/dits.md §2).
+    """
+    if prompts in _BOXED_PROMPTS:
+        return last_boxed(text)
     found = _ANSWER.findall(text)
     return found[-1].strip() if found else None
+
+
+def last_boxed(text: str) -> str | None:
+    """Return the content of the last ``\\boxed{…}`` of ``text``, braces matched, or None.
+
+    None also for a box left open: a model's message is not data to stop on, unlike a dataset
+    solution (``dits.datasets.competition_math.boxed_answer`` raises there).
+    """
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth = 0
+    for index in range(start + len("\\boxed"), len(text)):
+        depth += {"{": 1, "}": -1}.get(text[index], 0)
+        if depth == 0:
+            return text[start + len("\\boxed{") : index].strip()
+    return None
 
 
 @dataclass
@@ -97,7 +174,7 @@ class Dialogue:
         if finish_reason == "length":
             self.stop_reason = "too_long"
             return
-        answer = parse_answer(text)
+        answer = parse_answer(text, self.example.prompts)
         if answer:  # an empty <A></A> is no answer, as in the authors' parser
             if answer == self.answer:
                 self.stop_reason = "agree"

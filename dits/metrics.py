@@ -16,6 +16,8 @@ import string
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+from math_verify import parse, verify
+
 _ARTICLES = {"a", "an", "the"}
 _PUNCT = str.maketrans("", "", string.punctuation.replace(".", "").replace("-", ""))
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -76,3 +78,15 @@ def exact_match(prediction: str, answers: Iterable[str]) -> float:
     """
     pred = normalize_words(prediction)
     return float(any(pred == normalize_words(answer) for answer in answers))
+
+
+def latex_equivalent(prediction: str, answers: Iterable[str]) -> float:
+    """Return 1.0 if ``prediction`` is mathematically equal to any answer, else 0.0.
+
+    MATH's score is the authors' ``is_equiv``: LaTeX normalised, then compared as strings.
+    ``math_verify`` parses both sides to sympy and compares values, so ``\\frac{1}{2}``, ``0.5``
+    and ``\\dfrac12`` are one answer, where string normalisation misses the decimal form.
+    Both sides are read as inline LaTeX, since an extracted ``\\boxed{}`` content has no ``$``.
+    """
+    predicted = parse(f"${prediction}$")
+    return float(bool(predicted) and any(verify(parse(f"${answer}$"), predicted) for answer in answers))

@@ -10,6 +10,7 @@ import polars as pl
 
 from dits.config import Params
 from dits.tasks import Example, Task, get_task
+from dits.tasks.datasets import LAYOUTS
 
 
 def pool_examples(params: Params, task: Task, pool: str, k: int) -> list[Example]:
@@ -29,7 +30,7 @@ def tasks_frame(params: Params, k: int) -> pl.DataFrame:
     rows = []
     pools = ("sft", "search", "val", "test") if k == 0 else ("sft", "search")
     for name in params.task.names:
-        task = get_task(name, params.seed)
+        task = get_task(name, params.seed, params.task)
         for pool in pools:
             for ex in pool_examples(params, task, pool, k):
                 rows.append(
@@ -38,6 +39,7 @@ def tasks_frame(params: Params, k: int) -> pl.DataFrame:
                         "task": task.name,
                         "family": task.family,
                         "pool": pool,
+                        "source_id": ex.source_id,
                         "question": ex.question,
                         "context_alice": ex.context[0],
                         "context_bob": ex.context[1],
@@ -48,8 +50,18 @@ def tasks_frame(params: Params, k: int) -> pl.DataFrame:
 
 
 def examples_from_frame(frame: pl.DataFrame) -> list[Example]:
-    """Return the Examples held by rows of the tasks table."""
+    """Return the Examples held by rows of the tasks table.
+
+    A dataset task's prompts follow from its name; the embedded tasks' are "".
+    """
     return [
-        Example(r["example_id"], r["question"], (r["context_alice"], r["context_bob"]), tuple(r["answers"]))
+        Example(
+            r["example_id"],
+            r["question"],
+            (r["context_alice"], r["context_bob"]),
+            tuple(r["answers"]),
+            r["source_id"],
+            LAYOUTS[r["task"]].prompts if r["task"] in LAYOUTS else "",
+        )
         for r in frame.iter_rows(named=True)
     ]

@@ -26,6 +26,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("task", pa.string()),
             ("family", pa.string()),
             ("pool", pa.string()),
+            ("source_id", pa.string()),
             ("question", pa.string()),
             ("context_alice", pa.string()),
             ("context_bob", pa.string()),

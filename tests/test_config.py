@@ -127,7 +127,8 @@ def test_empty_task_names_raise_listing_the_known_tasks(tmp_path):
     message = load_error(tmp_path, "task:\n  names: []\n")
     assert message == (
         f"{tmp_path / 'params.yaml'}: task.names = []: must name at least one of "
-        "synthetic-debate, synthetic-exchange"
+        "2wikimultihopqa, arc, cbt, gsm8k, hotpotqa, math, mmlu, "
+        "synthetic-debate, synthetic-exchange, triviaqa"
     )
 
 

@@ -181,6 +181,7 @@ def test_first_turn_pairs_take_best_vs_worst_first_message_above_the_gap():
             "task": [TASK.name],
             "family": [TASK.family],
             "pool": ["sft"],
+            "source_id": [ex.source_id],
             "question": [ex.question],
             "context_alice": [ex.context[0]],
             "context_bob": [ex.context[1]],

@@ -27,6 +27,7 @@ def tasks_frame(n: int = 2, prefix: str = "e") -> pl.DataFrame:
             "task": ["synthetic-exchange"] * n,
             "family": ["exchange"] * n,
             "pool": ["sft"] * n,
+            "source_id": [f"sft#{i}" for i in range(n)],
             "question": [f"where was the ceo of acme{i} born ?" for i in range(n)],
             "context_alice": ["acme ceo ada"] * n,
             "context_bob": ["ada born rome ; bo born oslo"] * n,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from dits.errors import DitsError
+
+if TYPE_CHECKING:
+    from dits.config import TaskParams
 
 Family = Literal["exchange", "debate"]
 POOLS = ("sft", "search", "val", "test")
@@ -14,12 +17,19 @@ POOLS = ("sft", "search", "val", "test")
 
 @dataclass(frozen=True)
 class Example:
-    """One question: the shared question, what each agent alone sees, and the gold answers."""
+    """One question: the shared question, what each agent alone sees, and the gold answers.
+
+    ``source_id`` is the question's id in its dataset (``search#12`` for an embedded task), so a
+    table joins back to the dataset row through ``example_id``. ``prompts`` names the system
+    prompts and answer format of ``dits.dialogue``; "" is the embedded tasks' prompts.
+    """
 
     example_id: str
     question: str
     context: tuple[str, str]
     answers: tuple[str, ...]
+    source_id: str = ""
+    prompts: str = ""
 
 
 class Task(Protocol):
@@ -39,25 +49,42 @@ class Task(Protocol):
         ...
 
 
-_REGISTRY: dict[str, Callable[[int], Task]] = {}
+Factory = Callable[[int, "TaskParams | None"], Task]
+_REGISTRY: dict[str, Factory] = {}
+_DATASET_TASKS: set[str] = set()
 
 
 def register(name: str) -> Callable[[Callable[[int], Task]], Callable[[int], Task]]:
     """Register a task constructor ``(seed) -> Task`` under ``name``."""
 
     def wrap(factory: Callable[[int], Task]) -> Callable[[int], Task]:
-        _REGISTRY[name] = factory
+        _REGISTRY[name] = lambda seed, params: factory(seed)
         return factory
 
     return wrap
+
+
+def register_dataset(name: str, factory: Factory) -> None:
+    """Register a task read from a dataset directory: ``factory(seed, task params)``.
+
+    Its directory is ``task.paths[name]``; without the params (a stage that only scores) it still
+    scores, but cannot give examples.
+    """
+    _REGISTRY[name] = factory
+    _DATASET_TASKS.add(name)
 
 
 def known_tasks() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_task(name: str, seed: int) -> Task:
+def dataset_tasks() -> list[str]:
+    """Return the names of the tasks that read a dataset directory (``task.paths``)."""
+    return sorted(_DATASET_TASKS)
+
+
+def get_task(name: str, seed: int, params: TaskParams | None = None) -> Task:
     """Build the task registered as ``name``; an unknown name lists the known ones."""
     if name not in _REGISTRY:
         raise DitsError(f"unknown task {name!r}: known tasks are {', '.join(known_tasks())}")
-    return _REGISTRY[name](seed)
+    return _REGISTRY[name](seed, params)

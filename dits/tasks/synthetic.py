@@ -21,7 +21,7 @@ import itertools
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dits.metrics import exact_match, normalize_words, token_f1
 from dits.seeds import content_id, derive_seed
@@ -166,7 +166,7 @@ def _draw(
         rng = random.Random(derive_seed(seed, name, pool, index, attempt))
         example = make(rng, content_id(name, pool, index))
         if derive_seed("pool", example.question, *example.context) % 4 in _BUCKETS[pool]:
-            return example
+            return replace(example, source_id=f"{pool}#{index}")
     raise AssertionError("unreachable")
 
 
