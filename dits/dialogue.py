@@ -1,11 +1,11 @@
 """The two-agent dialogue protocol of Optima/DITS (papers/dits.md §2).
 
 Alice speaks first, Bob answers, strictly alternating. Every message starts with the speaker's
-name; the answer is the last ``<A>…</A>`` of a message (math: the last ``\\boxed{…}``). A dialogue stops when a parsed answer
-equals the previously parsed one (answer-less messages in between do not reset it) or after
-``max_messages`` messages. Both agents are one model: each speaks from its own view, in which its
-own messages are ``assistant`` turns and its partner's are ``user`` turns, so SFT with
-assistant-only loss trains each agent on its own turns only.
+name; the answer is the last ``<A>…</A>`` of a message (math: the last ``\\boxed{…}``). A
+dialogue stops when a parsed answer equals the previously parsed one (answer-less messages in
+between do not reset it) or after ``max_messages`` messages. Both agents are one model: each
+speaks from its own view, in which its own messages are ``assistant`` turns and its partner's are
+``user`` turns, so SFT with assistant-only loss trains each agent on its own turns only.
 """
 
 from __future__ import annotations
