@@ -191,6 +191,13 @@ def cmd_export(args: argparse.Namespace) -> None:
         print(f"wrote {path} ({rows} rows)" if rows else empty, file=sys.stderr)
 
 
+def cmd_data(args: argparse.Namespace) -> None:
+    from dits.datacheck import check
+
+    for line in check(args.task, args.path, args.format == "json", args.records):
+        print(line)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dits",
@@ -310,6 +317,28 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     export.add_argument("--data", default="data", help="tables directory (default data)")
     export.set_defaults(func=cmd_export)
+
+    data = sub.add_parser("data", help="check a dataset directory before running on it")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_check = data_sub.add_parser(
+        "check",
+        help="print the splits and record counts of a dataset directory and records as the agents see them",
+        epilog="examples:\n  dits data check hotpotqa /data/hotpotqa\n"
+        "  dits data check gsm8k /data/gsm8k --format json > gsm8k.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data_check.add_argument("task", metavar="TASK", help="a dataset task: hotpotqa, 2wikimultihopqa, … math")
+    data_check.add_argument("path", metavar="PATH", help="the dataset directory")
+    data_check.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one object per record (default text)",
+    )
+    data_check.add_argument(
+        "--records", type=int, default=2, help="records shown per split in text (default 2)"
+    )
+    data_check.set_defaults(func=cmd_data)
     return parser
 
 

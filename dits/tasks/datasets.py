@@ -77,7 +77,7 @@ class DatasetTask:
                 f"{self._path()}: {self.name} {split} has {len(records)} records; the {pool} pool needs "
                 f"record {rows[-1]} (examples {start}-{start + n - 1}); lower task.{pool}_examples"
             )
-        return [self._example(pool, records[row]) for row in rows]
+        return [to_example(self.name, records[row]) for row in rows]
 
     def _rows(self, pool: str, start: int, n: int) -> tuple[str, list[int]]:
         """Return the split and record indices of examples ``start … start+n-1`` of ``pool``."""
@@ -102,16 +102,6 @@ class DatasetTask:
             return layout.train_split, walked
         window = (layout.val_start, layout.val_start + sizes.val_examples)
         return layout.train_split, [i + sizes.val_examples if i >= window[0] else i for i in walked]
-
-    def _example(self, pool: str, record: Record) -> Example:
-        return Example(
-            example_id=content_id(self.name, record.split, record.source_id),
-            question=record.question,
-            context=(record.alice, record.bob),
-            answers=record.answers,
-            source_id=record.source_id,
-            prompts=LAYOUTS[self.name].prompts,
-        )
 
     def _path(self) -> str:
         if self.path is None:
@@ -150,6 +140,18 @@ class DatasetTask:
             if guesses:
                 total += sum(self.score(guess, example) for guess in guesses) / len(guesses)
         return total / max(len(examples), 1)
+
+
+def to_example(name: str, record: Record) -> Example:
+    """Return ``record`` of dataset task ``name`` as the Example its dialogues are played on."""
+    return Example(
+        example_id=content_id(name, record.split, record.source_id),
+        question=record.question,
+        context=(record.alice, record.bob),
+        answers=record.answers,
+        source_id=record.source_id,
+        prompts=LAYOUTS[name].prompts,
+    )
 
 
 def _guesses(name: str, example: Example) -> list[str]:

@@ -1,0 +1,126 @@
+"""The eight dataset tasks: pools as the paper slices them, scores, guessing baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_datasets_arc import _published as arc_files
+from test_datasets_gsm8k import _published as gsm8k_files
+
+from dits.config import TaskParams
+from dits.errors import DitsError
+from dits.tasks import Example, dataset_tasks, get_task
+from dits.tasks.datasets import LAYOUTS, DatasetTask
+
+
+def _gsm8k(root: Path, n: int) -> Path:
+    problems = [
+        {"question": f"Ann has {i} pens and gets 2. How many?", "answer": f"so\n#### {i + 2}"}
+        for i in range(n)
+    ]
+    return gsm8k_files(root, problems)
+
+
+def _task(name: str, path: Path, **sizes: int) -> DatasetTask:
+    params = TaskParams(names=[name], paths={name: str(path)}, **sizes)
+    return get_task(name, 0, params)
+
+
+def test_the_eight_datasets_are_tasks_of_their_family():
+    assert dataset_tasks() == sorted(LAYOUTS)
+    families = {name: get_task(name, 0).family for name in dataset_tasks()}
+    assert families == {
+        "2wikimultihopqa": "exchange",
+        "arc": "debate",
+        "cbt": "exchange",
+        "gsm8k": "debate",
+        "hotpotqa": "exchange",
+        "math": "debate",
+        "mmlu": "debate",
+        "triviaqa": "exchange",
+    }
+
+
+def test_dataset_task_in_params_without_a_path_stops_with_one_line():
+    with pytest.raises(DitsError, match=r"^task.paths.gsm8k: missing; expected the gsm8k dataset directory$"):
+        get_task("gsm8k", 0, TaskParams(names=["gsm8k"]))
+
+
+def test_sft_and_search_are_consecutive_blocks_per_iteration_and_skip_the_val_window(tmp_path, monkeypatch):
+    monkeypatch.setitem(
+        LAYOUTS, "gsm8k", LAYOUTS["gsm8k"].__class__("debate", "gsm8k", "train", "train", 5, "test")
+    )
+    task = _task(
+        "gsm8k", _gsm8k(tmp_path, 12), sft_examples=2, search_examples=1, val_examples=2, test_examples=1
+    )
+    ids = {
+        (pool, k): [e.source_id for e in task.examples(pool, k * n, n)]
+        for pool, n in (("sft", 2), ("search", 1))
+        for k in range(3)
+    }
+    assert ids == {
+        ("sft", 0): ["train.jsonl#0", "train.jsonl#1"],
+        ("search", 0): ["train.jsonl#2"],
+        ("sft", 1): ["train.jsonl#3", "train.jsonl#4"],
+        ("search", 1): ["train.jsonl#7"],
+        ("sft", 2): ["train.jsonl#8", "train.jsonl#9"],
+        ("search", 2): ["train.jsonl#10"],
+    }
+    assert [e.source_id for e in task.examples("val", 0, 2)] == ["train.jsonl#5", "train.jsonl#6"]
+
+
+def test_pool_past_the_end_of_its_split_stops_with_one_line(tmp_path):
+    task = _task("gsm8k", _gsm8k(tmp_path, 3), sft_examples=2, search_examples=1)
+    with pytest.raises(DitsError) as info:
+        task.examples("sft", 2, 2)
+    assert str(info.value) == (
+        f"{tmp_path}: gsm8k train has 3 records; the sft pool needs record 4 (examples 2-3); "
+        "lower task.sft_examples"
+    )
+
+
+def test_dataset_example_keeps_its_source_id_and_names_its_prompts(tmp_path):
+    task = _task("arc", arc_files(tmp_path), val_examples=1)
+    (example,) = task.examples("val", 0, 1)
+    assert (example.source_id, example.prompts, example.answers) == (
+        "Mercury_7175875",
+        "choice",
+        ("Planetary days will become shorter.",),
+    )
+
+
+def _example(answers: tuple[str, ...], question: str = "q", context: tuple[str, str] = ("", "")) -> Example:
+    return Example("e", question, context, answers)
+
+
+def test_exchange_score_is_token_f1_max_over_aliases():
+    task = get_task("triviaqa", 0)
+    example = _example(("Iron", "Fe", "element 26"))
+    assert task.score("fe", example) == 1.0
+    assert task.score("element 27", example) == pytest.approx(0.5)
+
+
+def test_debate_scores_are_exact_match_and_math_is_latex_equivalence():
+    half = _example((r"\frac{1}{2}",))
+    assert get_task("math", 0).score("0.5", half) == 1.0
+    assert get_task("math", 0).score(r"\dfrac12", half) == 1.0
+    assert get_task("math", 0).score("2", half) == 0.0
+    assert get_task("gsm8k", 0).score("1,000", _example(("1000",))) == 1.0
+    assert get_task("mmlu", 0).score("whale", _example(("whale",))) == 1.0
+    assert get_task("mmlu", 0).score("whales", _example(("whale",))) == 0.0
+
+
+def test_chance_of_multiple_choice_is_one_over_the_choices():
+    question = "Which?\nPlease choose your answer from ['a cat', 'dog', 'eel']"
+    assert get_task("arc", 0).chance([_example(("dog",), question)]) == pytest.approx(1 / 3)
+
+
+def test_chance_of_math_word_problem_is_a_number_of_the_question():
+    question = "Ann has 3 pens and gets 4. How many?"
+    assert get_task("gsm8k", 0).chance([_example(("7",), question), _example(("4",), question)]) == 0.25
+
+
+def test_chance_of_open_exchange_is_a_context_line_said_whole():
+    example = _example(("rome",), context=("rome", "paris\nrome city"))
+    assert get_task("hotpotqa", 0).chance([example]) == pytest.approx((1 + 0 + 2 / 3) / 3)
