@@ -1,0 +1,56 @@
+"""``dits data check``: what a dataset directory gives the agents, and one line for bad data."""
+
+from __future__ import annotations
+
+import json
+
+from test_datasets_gsm8k import _published as gsm8k_files
+from test_datasets_hotpotqa import _published as hotpotqa_files
+
+from dits.cli import main
+
+
+def test_data_check_prints_splits_counts_and_each_agents_prompt_with_the_gold(tmp_path, capsys):
+    root = hotpotqa_files(tmp_path)
+    assert main(["data", "check", "hotpotqa", str(root), "--records", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"hotpotqa at {root}: validation 2 records"
+    assert out[2:4] == ["== validation 5a8b57f2", "gold: Arthur's Magazine"]
+    alice = out[out.index("-- Alice's system prompt:") + 1]
+    assert alice == "You are Alice, an agent answering a question together with Bob."
+    assert (
+        "Arthur's Magazine (1844-1846) was a literary periodical."
+        in out[out.index("-- Bob's system prompt:") :]
+    )
+
+
+def test_data_check_json_gives_one_object_per_record(tmp_path, capsys):
+    assert main(["data", "check", "gsm8k", str(gsm8k_files(tmp_path)), "--format", "json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["split"], r["source_id"], r["answers"]) for r in rows] == [
+        ("train", "train.jsonl#0", ["72"]),
+        ("train", "train.jsonl#1", ["1234"]),
+    ]
+    assert set(rows[0]) == {"split", "source_id", "question", "answers", "alice", "bob"}
+    assert "$\\boxed{answer}$, where the answer is merely a number" in rows[0]["alice"]
+    assert "Never give the answer yourself" in rows[0]["bob"]
+
+
+def test_data_check_of_malformed_data_prints_one_line_and_exits_1(tmp_path, capsys):
+    problems = [{"question": "How many?", "answer": "seven"}]
+    root = gsm8k_files(tmp_path, problems)
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["data", "check", "gsm8k", str(root)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.splitlines()) == 1
+    assert captured.err.startswith(f"dits: error: {root / 'train.jsonl'}: line 1")
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_data_check_of_a_task_that_is_not_a_dataset_names_the_dataset_tasks(tmp_path, capsys):
+    assert main(["data", "check", "synthetic-debate", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        "dits: error: unknown dataset task 'synthetic-debate': expected one of "
+        "2wikimultihopqa, arc, cbt, gsm8k, hotpotqa, math, mmlu, triviaqa\n"
+    )

@@ -1,0 +1,63 @@
+"""The tasks table: every pool of every task, with each question's id in its dataset."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from test_datasets_gsm8k import _published as gsm8k_files
+
+from dits.config import Params, TaskParams
+from dits.errors import DitsError
+from dits.prepare import examples_from_frame, tasks_frame
+from dits.schemas import conform
+from dits.tasks import get_task
+from dits.tasks.datasets import LAYOUTS, Layout
+
+
+def _params(path: str, **sizes: int) -> Params:
+    task = TaskParams(names=["gsm8k", "synthetic-debate"], paths={"gsm8k": path}, **sizes)
+    return Params(task=task)
+
+
+def _gsm8k(tmp_path, n: int) -> str:
+    problems = [{"question": f"Ann has {i} pens. How many?", "answer": f"#### {i}"} for i in range(n)]
+    return str(gsm8k_files(tmp_path, problems))
+
+
+def test_prepare_on_a_dataset_task_gives_source_ids_and_disjoint_pools(tmp_path, monkeypatch):
+    monkeypatch.setitem(LAYOUTS, "gsm8k", Layout("debate", "gsm8k", "train", "train", 3, "train"))
+    params = _params(_gsm8k(tmp_path, 12), sft_examples=2, search_examples=1, val_examples=2, test_examples=1)
+    frame = tasks_frame(params, 0)
+    conform("tasks", frame)
+    rows = frame.filter(pl.col("task") == "gsm8k").select("pool", "source_id").rows()
+    assert rows == [
+        ("sft", "train.jsonl#0"),
+        ("sft", "train.jsonl#1"),
+        ("search", "train.jsonl#2"),
+        ("val", "train.jsonl#3"),
+        ("val", "train.jsonl#4"),
+        ("test", "train.jsonl#0"),
+    ]
+    later = tasks_frame(params, 1).filter(pl.col("task") == "gsm8k")["source_id"].to_list()
+    assert later == ["train.jsonl#5", "train.jsonl#6", "train.jsonl#7"]
+    synthetic = frame.filter(pl.col("task") == "synthetic-debate")
+    assert synthetic.filter(pl.col("pool") == "search")["source_id"].to_list() == ["search#0"]
+
+
+def test_tasks_table_rows_give_back_the_examples_with_their_prompts(tmp_path, monkeypatch):
+    monkeypatch.setitem(LAYOUTS, "gsm8k", Layout("debate", "gsm8k", "train", "train", 3, "train"))
+    params = _params(_gsm8k(tmp_path, 8), sft_examples=1, search_examples=1, val_examples=1, test_examples=1)
+    frame = tasks_frame(params, 0).filter(pl.col("pool") == "sft")
+    gsm8k, synthetic = examples_from_frame(frame)
+    assert gsm8k == get_task("gsm8k", 0, params.task).examples("sft", 0, 1)[0]
+    assert (gsm8k.prompts, synthetic.prompts) == ("gsm8k", "")
+    assert synthetic == get_task("synthetic-debate", 0).examples("sft", 0, 1)[0]
+
+
+def test_prepare_on_a_malformed_dataset_stops_with_one_line(tmp_path):
+    root = gsm8k_files(tmp_path, [{"question": "How many?", "answer": "seven"}])
+    with pytest.raises(DitsError) as info:
+        tasks_frame(_params(str(root), sft_examples=1, search_examples=1), 0)
+    assert str(info.value) == (
+        f"{root / 'train.jsonl'}: line 1: answer: no '####' line; expected one final line '#### <number>'"
+    )
