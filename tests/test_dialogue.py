@@ -236,3 +236,50 @@ def test_play_skips_dialogues_already_done():
 def test_every_agent_has_a_prompt(family):
     for agent in ("Alice", "Bob"):
         assert system_prompt(family, agent, EXAMPLE)
+
+
+def test_embedded_prompts_are_unchanged():
+    ex = Example("e", "q ?", ("a facts", "b facts"), ("x",))
+    assert system_prompt("exchange", "Bob", ex) == (
+        "You are Bob, Alice has the other facts. Question: q ? "
+        "Your facts, person and birthplace: b facts. Be brief, answer as <A> city </A>."
+    )
+
+
+def test_exchange_prompt_carries_name_partner_question_information_and_answer_format():
+    ex = Example("e", "who wrote it ?", ("alice paragraph", "bob paragraph"), ("x",), prompts="exchange")
+    bob = system_prompt("exchange", "Bob", ex)
+    assert bob.startswith("You are Bob, an agent answering a question together with Alice.\n")
+    assert "Question: who wrote it ?\nYour information:\nbob paragraph\n" in bob
+    assert "alice paragraph" not in bob
+    assert "<A>answer</A>" in bob and "ends only when every agent has given the answer" in bob
+    assert bob.endswith("Begin your response with 'Bob:'.")
+
+
+@pytest.mark.parametrize("prompts", ["choice", "gsm8k", "math"])
+def test_debate_checker_never_answers_and_solver_is_told_the_answer_format(prompts):
+    ex = Example("e", "what is 2+2 ?", ("", ""), ("4",), prompts=prompts)
+    alice, bob = system_prompt("debate", "Alice", ex), system_prompt("debate", "Bob", ex)
+    assert "Question: what is 2+2 ?" in alice and "Question: what is 2+2 ?" in bob
+    assert ("<A>answer</A>" if prompts == "choice" else "$\\boxed{answer}$") in alice
+    assert ("merely a number" in alice) == (prompts == "gsm8k")
+    assert "Never give the answer yourself" in bob
+
+
+def test_math_answer_is_the_last_box_with_braces_matched():
+    text = "first \\boxed{1}, then $\\boxed{\\frac{1}{2^{3}}}$ <A>9</A>"
+    assert parse_answer(text, "math") == "\\frac{1}{2^{3}}"
+    assert parse_answer(text, "choice") == "9"
+
+
+def test_math_answer_in_an_unclosed_box_or_no_box_is_none():
+    assert parse_answer("so \\boxed{\\frac{1}{2}", "gsm8k") is None
+    assert parse_answer("<A>3</A>", "gsm8k") is None
+
+
+def test_math_dialogue_stops_when_two_boxed_answers_agree():
+    ex = Example("e", "q", ("", ""), ("4",), prompts="gsm8k")
+    dialogue = Dialogue(ex, "debate", seed=0)
+    dialogue.add("Alice: so $\\boxed{4}$", 3, 10)
+    dialogue.add("Bob: I agree, \\boxed{4}", 3, 10)
+    assert (dialogue.answer, dialogue.stop_reason) == ("4", "agree")

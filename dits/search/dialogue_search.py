@@ -180,7 +180,7 @@ class DialogueSearch:
         ]
         # The authors seed a rollout's "previous answer" from the selected node's own message only,
         # not from the last answer anywhere on the path.
-        dialogue.answer = parse_answer(node.text) if node.parent is not None else None
+        dialogue.answer = parse_answer(node.text, state.example.prompts) if node.parent is not None else None
         if len(dialogue.messages) >= self.max_messages:
             dialogue.stop_reason = "max_messages"
         return Rollout(index, dialogue, node)
