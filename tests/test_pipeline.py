@@ -73,7 +73,8 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=900)
 
 
-def _make_repo(dst: Path) -> Path:
+def _make_repo(dst: Path, params: dict | None = None) -> Path:
+    """Copy the project's files into ``dst`` as a fresh git repo whose params.yaml is ``params`` (tiny)."""
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.split()
@@ -82,7 +83,7 @@ def _make_repo(dst: Path) -> Path:
         if src.is_file() and not name.startswith(("data/", "models/", "metrics/")):
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / name)
-    (dst / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    (dst / "params.yaml").write_text(yaml.safe_dump(params or tiny_params()))
     for cmd in (
         ["git", "init", "-q"],
         ["git", "config", "user.email", "ci@localhost"],

@@ -29,13 +29,6 @@ def tiny_llama(tokenizer, eos_boost: float = 1.0) -> LlamaForCausalLM:
     return model
 
 
-LLAMA3_TEMPLATE = (
-    "{% set loop_messages = messages %}{% for message in loop_messages %}"
-    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
-    "+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
-    "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
-)
 LLAMA3_SPECIAL = [
     "<|begin_of_text|>",
     "<|end_of_text|>",
@@ -54,6 +47,7 @@ def tiny_chat_model(out, texts: list[str]) -> None:
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GenerationConfig, PreTrainedTokenizerFast
+    from trl.chat_template_utils import llama3_chat_template  # Meta-Llama-3-8B-Instruct's, verbatim
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -68,7 +62,7 @@ def tiny_chat_model(out, texts: list[str]) -> None:
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>"
     )
-    tokenizer.chat_template = LLAMA3_TEMPLATE
+    tokenizer.chat_template = llama3_chat_template
     torch.manual_seed(0)
     config = LlamaConfig(
         hidden_size=32,

@@ -42,6 +42,13 @@ def sft_task(
     played = [dialogue_from_row(row, tasks, task) for row in kept.iter_rows(named=True)]
     chats = [d.view(a) for d in played for a in AGENTS if any(m["agent"] == a for m in d.messages)]
     model, tokenizer = load_model(base_model(params))
+    rendered = tokenizer.apply_chat_template(chats, tokenize=False)
+    shortest = min(len(ids) for ids in tokenizer(rendered, add_special_tokens=False)["input_ids"])
+    if shortest > params.sft.max_length:  # TRL would cut every row's own turns off and train on none
+        raise DitsError(
+            f"sft.max_length = {params.sft.max_length}: all {len(chats)} {name} rows are longer (the "
+            f"shortest has {shortest} tokens); raise it"
+        )
     losses: list[dict] = []
     train_sft(model, tokenizer, chats, params.sft, seed=params.seed, warmup_ratio=0.1, log=losses)
     save_model(model, tokenizer, out)

@@ -1,0 +1,109 @@
+"""End to end: one `dvc repro` iteration on a CBT and an ARC directory with a random Llama-3-like model.
+
+Neither the embedded tasks nor the embedded model: the datasets are read from their published
+layouts (ARC's JSONL) and Hub snapshots (CBT's Parquet), the base model is a local checkpoint with
+Llama-3's special tokens, chat template, end tokens and no pad token, so this path runs on every commit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_pipeline import _make_repo, _run, tiny_params
+from tiny import tiny_chat_model
+
+WORDS = "ball box cat day dog garden hat house king tree".split()
+
+
+def _cbt(root: Path) -> Path:
+    """CBT as its Hub snapshot: CN/<split>-00000-of-00001.parquet, 20 sentences, a query, 10 options."""
+    (root / "CN").mkdir(parents=True)
+    for split, n in (("train", 10), ("validation", 5), ("test", 6)):
+        rows = [
+            {
+                "sentences": [
+                    f"the {WORDS[(i + j) % 10]} saw the {WORDS[(i * j) % 10]} ." for j in range(20)
+                ],
+                "question": f"the XXXXX of {split} {i} ran home .",
+                "answer": WORDS[i % 10],
+                "options": WORDS,
+            }
+            for i in range(n)
+        ]
+        pq.write_table(pa.Table.from_pylist(rows), root / "CN" / f"{split}-00000-of-00001.parquet")
+    return root
+
+
+def _arc(root: Path) -> Path:
+    """ARC-Challenge as published: ARC-Challenge/ARC-Challenge-<Split>.jsonl."""
+    (root / "ARC-Challenge").mkdir(parents=True)
+    for split, n in (("Train", 10), ("Dev", 5), ("Test", 6)):
+        lines = []
+        for i in range(n):
+            choices = [{"text": f"{WORDS[(i + c) % 10]} {c}", "label": "ABCD"[c]} for c in range(4)]
+            question = {"stem": f"Which {split.lower()} thing is number {i}?", "choices": choices}
+            lines.append(json.dumps({"id": f"{split}_{i}", "question": question, "answerKey": "ABCD"[i % 4]}))
+        (root / "ARC-Challenge" / f"ARC-Challenge-{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def repro(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("real")
+    model = root / "chat-model"
+    tiny_chat_model(model, [" ".join(WORDS), "Which thing is number 3? <A>cat 2</A>", "Alice: Bob:"] * 30)
+    params = tiny_params()
+    params["iterations"] = [{"k": 0, "policy": "models/base"}]
+    params["task"].update(
+        names=["cbt", "arc"], paths={"cbt": str(_cbt(root / "cbt")), "arc": str(_arc(root / "arc"))}
+    )
+    params["model"]["base"] = str(model)
+    for section in ("sft", "influence", "dpo"):  # a 400-token vocabulary spells the prompts out long
+        params[section]["max_length"] = 1024
+    repo = root / "repo"
+    repo.mkdir()
+    _make_repo(repo, params)
+    result = _run(["dvc", "repro"], repo)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return repo
+
+
+@pytest.mark.slow
+def test_one_iteration_runs_on_dataset_tasks_and_a_chat_model(repro: Path) -> None:
+    out = _run(
+        [
+            "dits",
+            "sql",
+            "SELECT task, pool, count(*) AS n FROM tasks GROUP BY ALL ORDER BY ALL",
+            "--format",
+            "csv",
+        ],
+        repro,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1:] == [
+        "arc,search,2", "arc,sft,6", "arc,test,6", "arc,val,4",
+        "cbt,search,2", "cbt,sft,6", "cbt,test,6", "cbt,val,4",
+    ]  # fmt: skip
+    evals = _run(
+        ["dits", "sql", "SELECT model, count(*) AS n FROM eval GROUP BY ALL ORDER BY ALL", "--format", "csv"],
+        repro,
+    )
+    assert evals.stdout.splitlines() == ["model,n", "base,12", "dpo,12", "sft,12"]
+    metrics = json.loads((repro / "metrics" / "iter=0.json").read_text())
+    assert set(metrics["eval"]) == {"cbt", "arc"}
+
+
+@pytest.mark.slow
+def test_every_row_traces_back_to_its_dataset_record(repro: Path) -> None:
+    query = (
+        "SELECT DISTINCT t.source_id FROM dialogues d JOIN tasks t USING (example_id) "
+        "WHERE t.task = 'arc' ORDER BY 1"
+    )
+    out = _run(["dits", "sql", query, "--format", "csv"], repro)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1:] == [f"Train_{i}" for i in range(6)]
