@@ -205,3 +205,12 @@ def test_a_partial_section_keeps_its_own_defaults_not_the_class_defaults(tmp_pat
     params = load_params(write(tmp_path, "reward:\n  debate:\n    lambda_token: -0.3\n"))
     assert params.reward.debate == type(params.reward.debate)(lambda_token=-0.3, lambda_loss=0.9)
     assert params.reward.exchange == Params().reward.exchange
+
+
+def test_the_paper_profile_loads_with_the_papers_values():
+    profile = load_params(Path(__file__).resolve().parents[1] / "profiles" / "hotpotqa-llama3-8b.yaml")
+    assert profile.model.base == "meta-llama/Meta-Llama-3-8B-Instruct"
+    task = profile.task
+    assert (task.sft_examples, task.search_examples, task.val_examples) == (10000, 12000, 20)
+    assert (profile.influence.r, profile.influence.group_size, profile.influence.step_lr) == (32, 5, 5e-5)
+    assert (profile.dpo.learning_rate, profile.dpo.beta, profile.reward.token_floor) == (5e-7, 0.1, 40)
