@@ -103,7 +103,10 @@ def cmd_sql(args: argparse.Namespace) -> None:
         if rel is None:
             return
         if args.output:
-            rel.write_parquet(args.output)
+            from dits.atomic import atomic_path
+
+            with atomic_path(args.output) as tmp:
+                rel.write_parquet(str(tmp))
             print(f"wrote {args.output}", file=sys.stderr)
             return
         frame = rel.pl()

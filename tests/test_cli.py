@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import polars as pl
 import pyarrow as pa
@@ -103,9 +104,11 @@ def test_sql_error_while_running_the_query_prints_one_line_and_returns_1(tmp_pat
     assert "Conversion Error" in assert_one_error_line(capsys.readouterr().err)
 
 
-def test_sql_output_to_missing_directory_prints_one_line_and_returns_1(tmp_path, capsys):
-    assert sql(tmp_path, "SELECT 1 AS x", "-o", str(tmp_path / "no" / "dir" / "out.parquet")) == 1
-    assert_one_error_line(capsys.readouterr().err)
+def test_sql_output_into_a_missing_directory_creates_it_and_writes_the_file_whole(tmp_path):
+    out = tmp_path / "no" / "dir" / "out.parquet"
+    assert sql(tmp_path, "SELECT 1 AS x", "-o", str(out)) == 0
+    assert pl.read_parquet(out)["x"].to_list() == [1]
+    assert os.listdir(out.parent) == ["out.parquet"]
 
 
 def test_run_unknown_stage_returns_1_naming_the_stage(tmp_path, monkeypatch, capsys):

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from dits.atomic import atomic_path
 from dits.backends.hf import HFBackend, load_model
 from dits.config import InfluenceParams, Params
 from dits.dialogue import Dialogue
@@ -455,8 +456,6 @@ def run_experiment(
         raise DitsError(f"experiment {name!r}: expected one of {', '.join(EXPERIMENTS)}")
     frame = EXPERIMENTS[name](params, profile)
     out = Path(root) / "experiments" / (f"{name}-{tag}" if tag else name) / "results.parquet"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    frame.write_parquet(tmp)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        frame.write_parquet(tmp)
     return out
