@@ -167,7 +167,8 @@ def test_run_rejects_shard_on_a_stage_that_does_not_shard(tmp_path, monkeypatch,
     [
         (
             "task:\n  names: []\n",
-            "params.yaml: task.names = []: must name at least one of synthetic-debate, synthetic-exchange",
+            "params.yaml: task.names = []: must name at least one of 2wikimultihopqa, arc, cbt, gsm8k, "
+            "hotpotqa, math, mmlu, synthetic-debate, synthetic-exchange, triviaqa",
         ),
         (
             "seed: 5\nsearch:\n  rollouts: 3\n  top_k: 10\n  rollouts: 5\n",
