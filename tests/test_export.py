@@ -224,7 +224,10 @@ def test_dpo_export_from_a_tasks_table_without_source_id_leaves_the_column_out()
 
 def test_export_rows_are_what_the_sft_and_dpo_stages_train_on(data, monkeypatch):
     trained: dict[str, list] = {}
-    monkeypatch.setattr(recipes, "load_model", lambda path: (None, None))
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(BASE)  # the recipe measures its rows with it
+    monkeypatch.setattr(recipes, "load_model", lambda path: (None, tokenizer))
     monkeypatch.setattr(recipes, "save_model", lambda model, tokenizer, out: None)
     monkeypatch.setattr(recipes, "train_sft", lambda model, tok, chats, *a, **kw: trained.update(sft=chats))
     monkeypatch.setattr(recipes, "train_dpo", lambda model, tok, rows, *a, **kw: trained.update(dpo=rows))
