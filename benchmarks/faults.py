@@ -323,8 +323,12 @@ def reuse_ok(t: Trial) -> bool:
     return t.reused == t.units or (t.units == 0 and t.reused is None)
 
 
-def check_stage(repo: Path, stage: str, kills: int, seed: int, logs: Path) -> dict:
-    """Return the table row of ``stage``: its uninterrupted run, then ``kills`` kills and reruns."""
+def check_stage(repo: Path, stage: str, kills: int, seed: int, logs: Path, window: str) -> dict:
+    """Return the table row of ``stage``: its uninterrupted run, then ``kills`` kills and reruns.
+
+    Kill points are uniform over the whole run (``window`` "run"), or over its last
+    ``stage_seconds`` (``"work"``): after the imports, where the stage's units are computed.
+    """
     outputs = stage_outputs(repo, stage)
     make_new_to_dvc(repo, stage)
     first = repro(repo, stage, logs / f"{stage}-uninterrupted", "-s")
@@ -335,7 +339,8 @@ def check_stage(repo: Path, stage: str, kills: int, seed: int, logs: Path) -> di
     rng = random.Random(f"{seed}-{stage}")
     trials = []
     for i in range(kills):
-        t = trial(repo, stage, rng.uniform(0, first.seconds), reference, files, logs / f"{stage}-{i}")
+        low = 0.0 if window == "run" else max(0.0, first.seconds - (first.stage_seconds or 0.0))
+        t = trial(repo, stage, rng.uniform(low, first.seconds), reference, files, logs / f"{stage}-{i}")
         trials.append(t)
         say(
             f"  kill {i + 1}/{kills} at {t.at:.1f} s{'' if t.landed else ' (finished first)'}: "
@@ -387,6 +392,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill points")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument("--keep", action="store_true", help="keep the temp repo and the logs for inspection")
+    parser.add_argument(
+        "--window",
+        choices=("run", "work"),
+        default="run",
+        help="draw kill points over the whole run (default) or over the stage's own work, after its imports",
+    )
     args = parser.parse_args()
     stages = [s for s in STAGES if s in args.stages]
     start = time.perf_counter()
@@ -400,7 +411,7 @@ def main() -> None:
     if upstream.rc != 0:
         sys.exit(f"dvc repro {stages[-1]}@0 failed:\n{upstream.stderr[-3000:]}")
     say(f"upstream: dvc repro {stages[-1]}@0 in {upstream.seconds:.1f} s")
-    rows = [check_stage(repo, stage, args.kills, args.seed, logs) for stage in stages]
+    rows = [check_stage(repo, stage, args.kills, args.seed, logs, args.window) for stage in stages]
     print_table(rows)
     say(f"total {time.perf_counter() - start:.0f} s")
     if args.keep:
