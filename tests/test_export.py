@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import polars as pl
 import pyarrow as pa
@@ -227,7 +228,8 @@ def test_export_rows_are_what_the_sft_and_dpo_stages_train_on(data, monkeypatch)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(BASE)  # the recipe measures its rows with it
-    monkeypatch.setattr(recipes, "load_model", lambda path: (None, tokenizer))
+    model = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=512))
+    monkeypatch.setattr(recipes, "load_model", lambda path: (model, tokenizer))
     monkeypatch.setattr(recipes, "save_model", lambda model, tokenizer, out: None)
     monkeypatch.setattr(recipes, "train_sft", lambda model, tok, chats, *a, **kw: trained.update(sft=chats))
     monkeypatch.setattr(recipes, "train_dpo", lambda model, tok, rows, *a, **kw: trained.update(dpo=rows))

@@ -38,6 +38,7 @@ from dits.seeds import derive_seed
 from dits.stage import sft_model
 from dits.tasks import Example, Task, get_task
 from dits.train.dpo import pair_rows
+from dits.train.limits import length_limit
 
 if TYPE_CHECKING:
     from dits.config import EvaluateParams, InfluenceParams, Params, SampleParams
@@ -201,6 +202,8 @@ def cost(influence: pl.DataFrame) -> dict:
 def task_run(params: Params, k: int, name: str, pairs: pl.DataFrame, val: pl.DataFrame) -> InfluenceRun:
     """Return θ* of task ``name`` at iteration k, warmed up on its pairs and validated on V episodes."""
     model, tokenizer = load_model(sft_model(k, name))
+    limit = length_limit(params.influence.max_length, model, tokenizer)
+    influence = dataclasses.replace(params.influence, max_length=limit)
     examples = examples_from_frame(val.filter(pl.col("task") == name).sort("example_id"))
 
     def progress(label: str, total: int):
@@ -211,8 +214,8 @@ def task_run(params: Params, k: int, name: str, pairs: pl.DataFrame, val: pl.Dat
         tokenizer,
         get_task(name, params.seed),
         pairs.filter(pl.col("task") == name),
-        examples[: params.influence.val_episodes],
-        params.influence,
+        examples[: influence.val_episodes],
+        influence,
         params.evaluate,
         params.sample,
         seed=derive_seed(params.seed, "influence", k, name),

@@ -7,6 +7,7 @@ report, so the stage can keep finished tasks as units of work.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +21,7 @@ from dits.sample import dialogue_from_row, select_for_sft
 from dits.stage import base_model, save_model, sft_model
 from dits.tasks import get_task
 from dits.train.dpo import pair_rows, train_dpo
+from dits.train.limits import length_limit
 from dits.train.sft import train_sft
 
 
@@ -42,15 +44,16 @@ def sft_task(
     played = [dialogue_from_row(row, tasks, task) for row in kept.iter_rows(named=True)]
     chats = [d.view(a) for d in played for a in AGENTS if any(m["agent"] == a for m in d.messages)]
     model, tokenizer = load_model(base_model(params))
+    sft = dataclasses.replace(params.sft, max_length=length_limit(params.sft.max_length, model, tokenizer))
     rendered = tokenizer.apply_chat_template(chats, tokenize=False)
     shortest = min(len(ids) for ids in tokenizer(rendered, add_special_tokens=False)["input_ids"])
-    if shortest > params.sft.max_length:  # TRL would cut every row's own turns off and train on none
+    if shortest > sft.max_length:  # TRL would cut every row's own turns off and train on none
         raise DitsError(
-            f"sft.max_length = {params.sft.max_length}: all {len(chats)} {name} rows are longer (the "
-            f"shortest has {shortest} tokens); raise it"
+            f"sft.max_length = {params.sft.max_length}: all {len(chats)} {name} rows are longer than the "
+            f"{sft.max_length} tokens the model takes (the shortest has {shortest}); raise it"
         )
     losses: list[dict] = []
-    train_sft(model, tokenizer, chats, params.sft, seed=params.seed, warmup_ratio=0.1, log=losses)
+    train_sft(model, tokenizer, chats, sft, seed=params.seed, warmup_ratio=0.1, log=losses)
     save_model(model, tokenizer, out)
     report = {
         "dialogues": kept.height,
@@ -71,7 +74,9 @@ def dpo_task(params: Params, k: int, name: str, pairs: pl.DataFrame, out: Path) 
     model, tokenizer = load_model(sft_model(k, name))
     losses: list[dict] = []
     if rows:
-        train_dpo(model, tokenizer, rows, params.dpo, params.seed, losses)
+        limit = length_limit(params.dpo.max_length, model, tokenizer)
+        dpo = dataclasses.replace(params.dpo, max_length=limit)
+        train_dpo(model, tokenizer, rows, dpo, params.seed, losses)
     else:
         log(f"dpo@{k} {name}: no selected pairs, DPO({k}) = SFT({k})")
     save_model(model, tokenizer, out)
