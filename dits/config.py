@@ -239,10 +239,48 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class VLLMParams:
+    """vLLM engine settings (``vllm.LLM`` arguments of the same names; README "Running on vLLM")."""
+
+    dtype: str = param(
+        "float32",
+        "weights and activations (float32 matches the hf backend token for token)",
+        choices=("auto", "float32", "bfloat16", "float16"),
+    )
+    max_model_len: int = param(0, "longest prompt + message in tokens (0 = the model's own limit)", min=0)
+    gpu_memory_utilization: float = param(
+        0.4,
+        "GPU memory share of each engine (a stage may hold two: the policy and the reward's base model)",
+        min=0.01,
+        max=1.0,
+    )
+    enable_prefix_caching: bool = param(
+        True, "reuse the KV cache of shared prompt prefixes (rollouts share whole dialogues)"
+    )
+    max_loras: int = param(
+        8, "LoRA adapters one batch may mix (influence validation serves one per group)", min=1
+    )
+    max_lora_rank: int = param(8, "largest LoRA rank served (at least influence.r)", min=1)
+    enforce_eager: bool = param(
+        True, "skip graph capture and compilation (24 s instead of 65 s to start on CPU)"
+    )
+    tensor_parallel_size: int = param(1, "GPUs one engine spans", min=1)
+    max_num_seqs: int = param(256, "sequences the engine schedules at once", min=1)
+    max_num_batched_tokens: int = param(
+        131072, "tokens per engine step; seeded requests need prefills that are not chunked on CPU", min=1
+    )
+    multiprocessing: bool = param(False, "run the engine core in its own (spawned) process, vLLM's default")
+    cpu_kvcache_gib: int = param(1, "KV cache on a CPU machine, GiB (VLLM_CPU_KVCACHE_SPACE)", min=1)
+
+
+@dataclass(frozen=True)
 class BackendParams:
-    name: str = param("hf", "inference backend", choices=("hf", "vllm"))
-    batch_size: int = param(128, "rows per forward pass", min=1)
+    name: str = param(
+        "hf", "inference backend: hf (transformers) or vllm (vLLM's offline engine)", choices=("hf", "vllm")
+    )
+    batch_size: int = param(128, "rows per forward pass (hf)", min=1)
     threads: int = param(2, "torch CPU threads", min=1)
+    vllm: VLLMParams = param(VLLMParams(), "engine settings of backend.name: vllm")
 
 
 @dataclass(frozen=True)

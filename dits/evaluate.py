@@ -11,8 +11,8 @@ import math
 
 import polars as pl
 
+from dits.backends import backend
 from dits.backends.base import Backend, Sampling
-from dits.backends.hf import backend
 from dits.config import Params
 from dits.dialogue import Dialogue, play
 from dits.prepare import examples_from_frame
@@ -30,9 +30,7 @@ def evaluate_task(params: Params, k: int, name: str, model: str, tests: pl.DataF
     task = get_task(name, params.seed)
     examples = examples_from_frame(tests.filter(pl.col("task") == name))
     with bar(f"evaluate@{k} {name} {model}", len(examples)) as advance:
-        return evaluate_model(
-            backend(path, params.backend.batch_size), task, examples, params, model, advance
-        )
+        return evaluate_model(backend(path, params.backend), task, examples, params, model, advance)
 
 
 def chance(params: Params, tests: pl.DataFrame) -> dict[str, float]:

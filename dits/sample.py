@@ -11,8 +11,8 @@ from collections import defaultdict
 
 import polars as pl
 
+from dits.backends import backend
 from dits.backends.base import Backend, Sampling
-from dits.backends.hf import backend
 from dits.config import Params
 from dits.dialogue import Dialogue, play
 from dits.errors import DitsError
@@ -30,8 +30,8 @@ def sample_task(params: Params, k: int, name: str, pool: pl.DataFrame) -> pl.Dat
     examples = examples_from_frame(pool.filter(pl.col("task") == name))
     with bar(f"sample@{k} {name}", len(examples) * params.sample.samples_per_example) as advance:
         return sample_dialogues(
-            backend(policy, params.backend.batch_size),
-            backend(base_model(params), params.backend.batch_size),
+            backend(policy, params.backend),
+            backend(base_model(params), params.backend),
             task,
             examples,
             params,

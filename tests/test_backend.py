@@ -13,7 +13,8 @@ from tiny import tiny_llama
 from transformers import AutoTokenizer
 
 from dits.backends.base import Sampling
-from dits.backends.hf import HFBackend, _shared_prefix_lengths, end_ids, load_model
+from dits.backends.hf import HFBackend, _shared_prefix_lengths, load_model
+from dits.backends.render import end_ids
 from dits.errors import DitsError
 
 SYSTEMS = ["You are Alice. Question: where was the ceo born ?", "You are Bob. Question: what is 3 + 4 ?"]
@@ -185,4 +186,9 @@ def test_a_model_without_a_chat_template_is_refused(tmp_path: Path) -> None:
 def test_generation_stops_at_every_end_token_the_generation_config_lists(backend: HFBackend) -> None:
     model = tiny_llama(backend.tokenizer)
     model.generation_config.eos_token_id = [7, 9]
-    assert end_ids(model, backend.tokenizer) == {7, 9, backend.tokenizer.eos_token_id}
+    assert end_ids(model.generation_config.eos_token_id, backend.tokenizer) == {
+        7,
+        9,
+        backend.tokenizer.eos_token_id,
+    }
+    assert HFBackend(model, backend.tokenizer, 2).end_ids == {7, 9, backend.tokenizer.eos_token_id}

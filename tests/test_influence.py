@@ -7,12 +7,13 @@ import polars as pl
 import pytest
 import torch
 
+from dits.backends.base import Forced
+from dits.backends.forced import _batches
 from dits.backends.hf import load_model
-from dits.config import EvaluateParams, InfluenceParams, SampleParams
+from dits.config import BackendParams, EvaluateParams, InfluenceParams, SampleParams
 from dits.dialogue import Dialogue
 from dits.influence.estimators import Validation, episodes, finite_difference, grad_similarity
 from dits.influence.experiments import auc, swap
-from dits.influence.replay import _batches, _Row
 from dits.influence.score import InfluenceRun, cost
 from dits.seeds import content_id
 from dits.tasks import get_task
@@ -75,7 +76,8 @@ def run(section: InfluenceParams | None = None) -> InfluenceRun:
         SAMPLE,
         seed=1,
         validation_seed=5,
-        batch_size=64,
+        path="models/base",
+        backend=BackendParams(batch_size=64),
     )
 
 
@@ -254,7 +256,7 @@ def test_resume_keeps_the_first_messages_and_reapplies_the_stop_rule():
 
 
 def test_check_batches_respect_row_and_token_caps():
-    work = [(0, i, _Row(list(range(n)), [])) for i, n in enumerate([3, 4, 4, 5, 9, 9, 10])]
+    work = [(0, i, Forced(list(range(n)), [])) for i, n in enumerate([3, 4, 4, 5, 9, 9, 10])]
     batches = list(_batches(work, rows=3, tokens=16))
     assert [[d for _, d, _ in b] for b in batches] == [[0, 1, 2], [3], [4], [5], [6]]
     assert all(len(b) * len(b[-1][2].ids) <= 16 for b in batches)

@@ -7,7 +7,6 @@ text would depend on what else is in the batch. The loop is also leaner on CPU (
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -15,9 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
-from dits.backends.base import Chat, Generation, Sampling
+from dits.backends import forced
+from dits.backends.base import Chat, Forced, Generation, Sampling
+from dits.backends.render import end_ids, load_tokenizer, model_files, prompt_ids, turn_end, turn_ids
 from dits.errors import DitsError
 
 if TYPE_CHECKING:
@@ -32,54 +33,28 @@ def default_device() -> str:
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | None = None):
     """Return (model, tokenizer) from a local directory or a hub id, in eval mode, on ``device``.
 
-    A hub id is read from the local Hugging Face cache only (``local_files_only``): a stage never
-    starts a multi-GB download, and an id that is not cached stops with one line saying how to get
-    it. A tokenizer without a chat template is refused: the two agents' turns are rendered by it.
+    A hub id is read from the local Hugging Face cache only; the tokenizer's checks are
+    ``load_tokenizer``'s.
     """
-    local = Path(path)
-    if not local.exists() and (str(path).startswith((".", "/")) or str(path).count("/") > 1):
-        raise DitsError(f"{path}: model directory not found (run the bootstrap stage or set model.base)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    tokenizer = load_tokenizer(path)
+    with model_files(path):
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
-    except OSError as exc:
-        if local.exists():
-            raise DitsError(f"{path}: cannot load a model: {str(exc).splitlines()[0]}") from None
-        raise DitsError(
-            f"{path}: not a local directory and not in the local Hugging Face cache; download it first "
-            f"(`hf download {path}`, or set HF_HOME to a cache that has it) or set model.base to a directory"
-        ) from None
-    if not tokenizer.chat_template:
-        raise DitsError(f"{path}: the tokenizer has no chat template; dits needs a chat model")
-    if tokenizer.pad_token is None:  # Llama-3 has none; padded positions are masked, any id serves
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
     return model.to(device or default_device()).eval(), tokenizer
-
-
-def end_ids(model, tokenizer) -> frozenset[int]:
-    """Return the token ids that end a message: the tokenizer's eos and the generation config's.
-
-    Chat models end a turn with a token of their own (Llama-3's ``<|eot_id|>``), which their
-    generation config lists beside the end of text; stopping at the eos alone would run on.
-    """
-    ids = {tokenizer.eos_token_id}
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids |= set(configured) if isinstance(configured, list) else {configured}
-    return frozenset(i for i in ids if i is not None)
 
 
 class HFBackend:
     """The Backend protocol over a transformers causal LM (DESIGN §2)."""
+
+    name = "hf"
 
     def __init__(self, model, tokenizer, batch_size: int, stack: AdapterStack | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size  # no default: every caller passes its params' batch size
         self.stack = stack  # serves per-row ``adapters`` in ``generate``
-        self.end_ids = end_ids(model, tokenizer)
+        self.end_ids = end_ids(getattr(model.generation_config, "eos_token_id", None), tokenizer)
         self.pad_id = tokenizer.pad_token_id
-        self.turn_end = _turn_end(tokenizer)
+        self.turn_end = turn_end(tokenizer)
 
     @classmethod
     def from_path(cls, path: str | Path, batch_size: int, device: str | None = None) -> HFBackend:
@@ -90,10 +65,8 @@ class HFBackend:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
-    def _render(self, chats: Sequence[Chat]) -> list[str]:
-        return [
-            self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats
-        ]
+    def greedy_misses(self, rows: Sequence[Forced], adapters: Sequence[int]) -> list[list[int]]:
+        return forced.greedy_misses(self, rows, adapters)
 
     @torch.inference_mode()
     def generate(
@@ -109,7 +82,7 @@ class HFBackend:
             if self.stack is None:
                 raise DitsError("HFBackend.generate: adapters given but the backend has no AdapterStack")
             stack_rows = torch.tensor([-1 if a is None else a for a in adapters], device=self.model.device)
-        prompts = self._render(chats)
+        prompts = prompt_ids(self.tokenizer, chats)
         out: list[Generation] = []
         with nullcontext() if stack_rows is None else self.stack.active():
             try:
@@ -127,15 +100,14 @@ class HFBackend:
         return out
 
     def _generate_batch(
-        self, prompts: list[str], sampling: Sampling, seeds: Sequence[int], stack_rows: torch.Tensor | None
+        self, ids: list[list[int]], sampling: Sampling, seeds: Sequence[int], stack_rows: torch.Tensor | None
     ) -> list[Generation]:
-        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         generators = None
         if sampling.temperature > 0:
             device = self.model.device  # the noise is drawn where the logits are: they never leave it
             generators = [torch.Generator(device=device).manual_seed(int(s) % (2**63)) for s in seeds]
         past, logits, attention, positions = self._prefill(ids, stack_rows)
-        rows = len(prompts)
+        rows = len(ids)
         tokens: list[list[int]] = [[] for _ in range(rows)]
         finished = [False] * rows
         live = list(range(rows))  # original row of each row still in the batch
@@ -266,37 +238,16 @@ class HFBackend:
 
     @torch.inference_mode()
     def loglik(self, chats: Sequence[Chat], continuations: Sequence[str]) -> list[float]:
-        """Mean per-token log-prob of each continuation as the next assistant turn.
-
-        The continuation is rendered by the chat template as one more assistant turn; its tokens
-        include the end-of-message token, while the turn's header (``<|assistant|>``) is context,
-        not scored (the paper skips its 5 Llama-3 header tokens). An empty chat scores a message
-        alone, as the reward's loss term does.
+        """Mean per-token log-prob of each continuation as the next assistant turn (``turn_ids``).
 
         An empty continuation scores its end-of-message token alone: the log-probability of
         ending the turn at once. That is what the authors' scorer gives it (it skips the header
         only), and it keeps the reward finite and sensible: a mean over no tokens would be NaN,
         and a score of 0 would give a dialogue whose only message is empty a loss term of
-        λ2 · 10⁶ (the reward floors L_max at 1e-6). The continuation is located as the text
-        before the template's turn end (``self.turn_end``), not by searching for it, so an empty
-        one, or one that also occurs in the turn end, is cut where it is.
+        λ2 · 10⁶ (the reward floors L_max at 1e-6).
         """
-        prompts, conts = [], []
-        for chat, cont in zip(chats, continuations, strict=True):
-            full = self.tokenizer.apply_chat_template(
-                [*chat, {"role": "assistant", "content": cont}], tokenize=False
-            )
-            if not full.endswith(cont + self.turn_end):
-                raise DitsError(
-                    f"chat template: an assistant turn does not end with the message {cont[:40]!r} "
-                    f"then {self.turn_end!r}; loglik cannot find the message's tokens"
-                )
-            cut = len(full) - len(self.turn_end) - len(cont)
-            prompts.append(full[:cut])
-            conts.append(full[cut:])
-        prompt_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-        cont_ids = self.tokenizer(conts, add_special_tokens=False)["input_ids"]
-        seqs = [p + c for p, c in zip(prompt_ids, cont_ids, strict=True)]
+        context_ids, cont_ids = turn_ids(self.tokenizer, self.turn_end, chats, continuations)
+        seqs = [p + c for p, c in zip(context_ids, cont_ids, strict=True)]
         # Batches keep the callers' order: sorting rows by length would pad less, but it moves each
         # reward by float noise (≤ 1e-7), which reorders exact ties in the SFT and pair rankings.
         results: list[float] = []
@@ -316,13 +267,6 @@ class HFBackend:
         return results
 
 
-def _turn_end(tokenizer) -> str:
-    """Return the text the chat template writes after an assistant message (``<|end|>`` here)."""
-    probe = "x"
-    rendered = tokenizer.apply_chat_template([{"role": "assistant", "content": probe}], tokenize=False)
-    return rendered[rendered.rfind(probe) + len(probe) :]
-
-
 def _shared_prefix_lengths(ids: list[list[int]], keys: list[int]) -> list[int]:
     """Per row, how many leading tokens to compute once as a prefix (always fewer than the row has).
 
@@ -337,9 +281,3 @@ def _shared_prefix_lengths(ids: list[list[int]], keys: list[int]) -> list[int]:
             n = len(os.path.commonprefix([ids[a], ids[b]]))
             shared[a], shared[b] = max(shared[a], n), max(shared[b], n)
     return [min(n or len(row), len(row) - 1) for n, row in zip(shared, ids, strict=True)]
-
-
-@functools.cache
-def backend(path: str | Path, batch_size: int) -> HFBackend:
-    """Return the backend of the model at ``path``, loaded once per process (a stage run)."""
-    return HFBackend.from_path(str(path), batch_size)

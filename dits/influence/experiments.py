@@ -232,7 +232,8 @@ def label_noise(params: Params, profile: Profile) -> pl.DataFrame:
                         params.sample,
                         seed=derive_seed(seed, "influence", name),
                         validation_seed=derive_seed(seed, "validate", name),
-                        batch_size=params.backend.batch_size,
+                        path=sft_model(profile.iteration, name),
+                        backend=params.backend,
                         progress=lambda label, total, tag=f"{name} seed {seed} g{group_size} {decoding}": bar(
                             f"{tag} {label}", total
                         ),
@@ -301,7 +302,8 @@ def _pool_influence(params: Params, profile: Profile, name: str) -> tuple[Influe
         params.sample,
         seed=derive_seed(seed, "influence", name),
         validation_seed=derive_seed(seed, "validate", name),
-        batch_size=params.backend.batch_size,
+        path=sft_model(profile.iteration, name),
+        backend=params.backend,
         progress=lambda label, total, tag=f"pool {name}": bar(f"{tag} {label}", total),
     )
     return run, run.shard((0, 1))

@@ -2,8 +2,9 @@
 
 The order is the paper's (papers/dits.md §6): θ* = a warm-up LoRA trained with DPO on all the
 iteration's pairs; per group one fresh-AdamW step from θ*; every θ_g validated on the same episodes
-as θ*. Validation runs every adapter of a shard in one lockstep batch through the adapter stack
-(one backend call per turn for all adapters' dialogues, DESIGN §7).
+as θ*. Validation runs every adapter of a shard in one lockstep batch (one backend call per turn
+for all adapters' dialogues, DESIGN §7), the adapters served by ``backend.name``'s backend: the
+hf backend stacks them per row, the vllm backend serves them as LoRAs of an engine on SFT(k).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from dits.backends.hf import HFBackend, load_model
+from dits.backends import serving
+from dits.backends.hf import load_model
 from dits.dialogue import Dialogue
 from dits.influence.estimators import (
     GroupScore,
@@ -30,7 +33,6 @@ from dits.influence.estimators import (
     validate,
 )
 from dits.influence.perturb import Perturbation, groups_of
-from dits.influence.stack import AdapterStack
 from dits.prepare import examples_from_frame
 from dits.progress import bar
 from dits.schemas import SCHEMAS
@@ -41,7 +43,7 @@ from dits.train.dpo import pair_rows
 from dits.train.limits import length_limit
 
 if TYPE_CHECKING:
-    from dits.config import EvaluateParams, InfluenceParams, Params, SampleParams
+    from dits.config import BackendParams, EvaluateParams, InfluenceParams, Params, SampleParams
 
 
 class InfluenceRun:
@@ -49,8 +51,8 @@ class InfluenceRun:
 
     ``influence`` is the params section (group size, estimators, LoRA, warm-up, step, decoding);
     ``evaluate`` and ``sample`` give validation's token and message limits. ``seed`` draws the
-    groups and seeds θ*; ``validation_seed`` the episodes' seeds. ``batch_size`` is the
-    backend's rows per forward pass in validation (``backend.batch_size``; no default).
+    groups and seeds θ*; ``validation_seed`` the episodes' seeds. ``path`` is the checkpoint
+    ``model`` was loaded from, and ``backend`` the inference settings validation runs with.
     """
 
     def __init__(
@@ -66,7 +68,8 @@ class InfluenceRun:
         *,
         seed: int,
         validation_seed: int,
-        batch_size: int,
+        path: str | Path,
+        backend: BackendParams,
         progress: Callable[[str, int], AbstractContextManager[Callable[[int], None]]] | None = None,
     ):
         self.task = task
@@ -76,7 +79,8 @@ class InfluenceRun:
         self.evaluate = evaluate
         self.sample = sample
         self.estimators = tuple(influence.estimators)
-        self.batch_size = batch_size
+        self.path = path
+        self.backend = backend
         self.progress = progress or (lambda label, total: nullcontext(None))
         self.groups = groups_of(self.pairs.height, influence.group_size, seed)
         self.episodes = episodes(val_examples, influence, validation_seed)
@@ -98,14 +102,12 @@ class InfluenceRun:
         self.seconds = time.perf_counter() - start
 
     def _validate(self, states, adapters, label: str, draft: Sequence[Dialogue] | None = None) -> Validation:
-        backend = HFBackend(
-            self.perturbation.model,
-            self.tokenizer,
-            self.batch_size,
-            stack=AdapterStack(self.perturbation.model, states),
-        )
         n = len(adapters) * len(self.episodes)
-        with self.progress(f"validate {label}", n) as advance:
+        model = self.perturbation.model
+        with (
+            serving(self.backend, self.path, model, self.tokenizer, states) as backend,
+            self.progress(f"validate {label}", n) as advance,
+        ):
             return validate(
                 backend,
                 self.task,
@@ -201,7 +203,8 @@ def cost(influence: pl.DataFrame) -> dict:
 
 def task_run(params: Params, k: int, name: str, pairs: pl.DataFrame, val: pl.DataFrame) -> InfluenceRun:
     """Return θ* of task ``name`` at iteration k, warmed up on its pairs and validated on V episodes."""
-    model, tokenizer = load_model(sft_model(k, name))
+    path = sft_model(k, name)
+    model, tokenizer = load_model(path)
     limit = length_limit(params.influence.max_length, model, tokenizer)
     influence = dataclasses.replace(params.influence, max_length=limit)
     examples = examples_from_frame(val.filter(pl.col("task") == name).sort("example_id"))
@@ -220,6 +223,7 @@ def task_run(params: Params, k: int, name: str, pairs: pl.DataFrame, val: pl.Dat
         params.sample,
         seed=derive_seed(params.seed, "influence", k, name),
         validation_seed=derive_seed(params.seed, "validate", name),
-        batch_size=params.backend.batch_size,
+        path=path,
+        backend=params.backend,
         progress=progress,
     )

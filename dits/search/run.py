@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dits.backends.hf import backend
+from dits.backends import backend
 from dits.config import Params
 from dits.pairs import pairs_frame
 from dits.prepare import examples_from_frame
@@ -24,7 +24,7 @@ from dits.tasks import get_task
 
 def normaliser(params: Params, k: int, name: str, pool: pl.DataFrame) -> float:
     """T_max of task ``name``: 80th percentile of tokens of dialogues SFT(k) samples (papers/dits.md §3)."""
-    policy = backend(sft_model(k, name), params.backend.batch_size)
+    policy = backend(sft_model(k, name), params.backend)
     examples = examples_from_frame(pool.filter(pl.col("task") == name))
     task = get_task(name, params.seed)
     counts = token_normaliser_sample(policy, task, examples, params, k, params.search.normaliser_dialogues)
@@ -40,8 +40,8 @@ def search_part(
     examples = examples_from_frame(rows)
     with bar(f"search@{k} {name} part {part[0]}/{part[1]}", len(examples)) as advance:
         trees = search_trees(
-            backend(sft_model(k, name), params.backend.batch_size),
-            backend(base_model(params), params.backend.batch_size),
+            backend(sft_model(k, name), params.backend),
+            backend(base_model(params), params.backend),
             task,
             examples,
             params.search,

