@@ -69,7 +69,8 @@ class VLLMBackend:
         """Start an engine on ``path`` (a directory or a cached hub id); ``lora`` enables adapters."""
         import torch
 
-        if not torch.cuda.is_available():
+        self.on_gpu = torch.cuda.is_available()
+        if not self.on_gpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.cpu_kvcache_gib))
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1" if settings.multiprocessing else "0"
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -157,35 +158,24 @@ class VLLMBackend:
             for t, ids, done in zip(texts, tokens, finished, strict=True)
         ]
 
-    def _prompt_logprobs(
-        self, seqs: Sequence[list[int]], starts: Sequence[int], adapters: Sequence[int | None] | None
-    ) -> list[list]:
-        """Per row, the Logprob of each token ``seqs[i][t]``, t > ``starts[i]``, given the ones before.
-
-        ``prompt_logprob_start`` skips the rows' context: only the scored positions are projected
-        on the vocabulary, which matters for long dialogues and a 128k vocabulary.
-        """
-        from vllm import SamplingParams
+    def _run(self, seqs: Sequence[list[int]], params: list, adapters: Sequence[int | None] | None) -> list:
         from vllm.inputs import TokensPrompt
 
-        params = [
-            SamplingParams(max_tokens=1, prompt_logprobs=0, prompt_logprob_start=start, detokenize=False)
-            for start in starts
-        ]
         prompts = [TokensPrompt(prompt_token_ids=list(ids)) for ids in seqs]
-        outputs = self.llm.generate(prompts, params, lora_request=self._loras(adapters), use_tqdm=False)
-        result = []
-        for ids, start, output in zip(seqs, starts, outputs, strict=True):
-            scored = [entry for entry in output.prompt_logprobs if entry is not None]
-            result.append([entry[token] for entry, token in zip(scored, ids[start + 1 :], strict=True)])
-        return result
+        return self.llm.generate(prompts, params, lora_request=self._loras(adapters), use_tqdm=False)
 
     def loglik(self, chats: Sequence[Chat], continuations: Sequence[str]) -> list[float]:
         """Mean per-token log-prob of each continuation as the next assistant turn, as ``HFBackend``'s."""
+        from vllm import SamplingParams
+
         context_ids, cont_ids = turn_ids(self.tokenizer, self.turn_end, chats, continuations)
         seqs = [c + s for c, s in zip(context_ids, cont_ids, strict=True)]
-        logprobs = self._prompt_logprobs(seqs, [len(c) - 1 for c in context_ids], None)
-        return [sum(lp.logprob for lp in row) / len(row) for row in logprobs]
+        params = [SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False) for _ in seqs]
+        outputs = self._run(seqs, params, None)
+        return [
+            sum(entries[t][ids[t]].logprob for t in range(len(c), len(ids))) / (len(ids) - len(c))
+            for ids, c, entries in zip(seqs, context_ids, (o.prompt_logprobs for o in outputs), strict=True)
+        ]
 
     def greedy_misses(self, rows: Sequence[Forced], adapters: Sequence[int]) -> list[list[int]]:
         """Checked positions whose given token is not the adapter's argmax (vLLM's rank ≠ 1).
@@ -193,15 +183,20 @@ class VLLMBackend:
         A token tied with another for the largest logit has rank 1 here, while greedy decoding
         takes the lower id; float logits of a trained model tie almost never.
         """
+        from vllm import SamplingParams
+
+        if self.lora and not self.on_gpu:
+            raise DitsError(
+                "backend.name = vllm: greedy replay needs prompt log-probs under LoRA, which vllm-cpu 0.32 "
+                "fails (punica_cpu add_lora_logits); set influence.replay: false on CPU"
+            )
         work = [i for i, row in enumerate(rows) if row.checked]
         misses: list[list[int]] = [[] for _ in rows]
-        if not work:
-            return misses
-        starts = [min(rows[i].checked) - 1 for i in work]
-        logprobs = self._prompt_logprobs([rows[i].ids for i in work], starts, [adapters[i] for i in work])
-        for i, start, row in zip(work, starts, logprobs, strict=True):
-            wanted = set(rows[i].checked)
-            misses[i] = [t for t, lp in enumerate(row, start + 1) if t in wanted and lp.rank != 1]
+        params = [SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False) for _ in work]
+        outputs = self._run([rows[i].ids for i in work], params, [adapters[i] for i in work])
+        for i, output in zip(work, outputs, strict=True):
+            ids, entries = rows[i].ids, output.prompt_logprobs
+            misses[i] = [t for t in rows[i].checked if entries[t][ids[t]].rank != 1]
         return misses
 
     @contextmanager
