@@ -124,3 +124,39 @@ def test_greedy_replay_under_lora_on_cpu_is_refused_with_one_line(engines):
     with vllm.serving(peft, [lora_state(peft)]) as served, pytest.raises(DitsError) as err:
         served.greedy_misses([Forced([1, 2, 3], [2])], [0])
     assert "set influence.replay: false" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_influence_on_vllm_gives_the_hf_scores():
+    """θ* and every θ_g validated on vLLM (each θ_g a served LoRA) score as on transformers."""
+    import sys
+
+    sys.path.insert(0, "tests")
+    from test_influence import EVALUATE, SAMPLE, TASK, influence, pairs_frame
+
+    from dits.backends import close_all
+    from dits.config import BackendParams
+    from dits.influence.score import InfluenceRun
+
+    tables = {}
+    for name in ("hf", "vllm"):
+        torch.manual_seed(0)
+        model, tokenizer = load_model("models/base")
+        run = InfluenceRun(
+            model,
+            tokenizer,
+            TASK,
+            pairs_frame(8),
+            TASK.examples("val", 0, 6),
+            influence(replay=False),
+            EVALUATE,
+            SAMPLE,
+            seed=1,
+            validation_seed=5,
+            path="models/base",
+            backend=BackendParams(name=name, batch_size=64),
+        )
+        columns = ["pair_id", "estimator", "group_id", "score", "f_perturbed", "f_base", "val_tokens"]
+        tables[name] = run.shard((0, 1)).sort("pair_id", "estimator").select(columns)
+    close_all()
+    assert tables["vllm"].equals(tables["hf"])
+    assert tables["hf"]["score"].abs().sum() > 0  # some step moved the validation score
