@@ -239,6 +239,78 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class PolicyParams:
+    """The embedded TOA policies: fine-tunes of the base with different habits (dits/toa/policies.py)."""
+
+    count: int = param(3, "K embedded policies built when toa.models is empty", min=1)
+    scripts_per_task: int = param(3000, "scripted single answers and refinements per task per policy", min=1)
+    steps: int = param(300, "optimizer steps per policy", min=1)
+    batch_size: int = param(32, "rows per step", min=1)
+    learning_rate: float = param(1e-3, "peak learning rate (cosine schedule)", min=0.0)
+
+
+@dataclass(frozen=True)
+class RewardModelParams:
+    """TOA's reward model (toa.reward: model): TRL's RewardTrainer (dits/train/reward_model.py)."""
+
+    questions: int = param(
+        200, "sft-pool questions per task whose policy answers, scored by the task metric, make pairs", min=1
+    )
+    learning_rate: float = param(1e-3, "learning rate", min=0.0)
+    epochs: float = param(2.0, "passes over the pairs", min=0.0)
+    batch_size: int = param(16, "pairs per step", min=1)
+    max_length: int = param(256, "tokens of question + response", min=16)
+    held_out: float = param(
+        0.2, "fraction of pairs held out for the reported pair accuracy", min=0.0, max=0.9
+    )
+
+
+@dataclass(frozen=True)
+class TOAParams:
+    """TOA (papers/toa.md): multi-model search, its baselines at equal budget, and training on their data."""
+
+    models: list[str] = param(
+        [], "K policy checkpoints (local dirs or hub ids); empty = the embedded policies of toa.policies"
+    )
+    policies: PolicyParams = param(PolicyParams(), "the embedded policies (toa.models empty)")
+    methods: list[str] = param(
+        ["toa", "random", "parallel", "sequential", "prs", "moa"],
+        "methods run at the same budget (papers/toa.md §4)",
+    )
+    questions: int = param(64, "search-pool questions per task", paper="59876 UltraFeedback prompts", min=1)
+    budgets: list[int] = param(
+        [1, 2, 4, 8],
+        "n per model of each budget-curve run; the largest trains the target",
+        paper="40 (160 = 4 x 40)",
+    )
+    width: int = param(0, "responses per layer, tree-wide (0 = K·n // 3, the authors' rule)", paper="K·n/3")
+    alpha: float = param(0.1, "UCB weight", paper="0.01 alignment, 0.05 WMT, 0.1 math", min=0.0)
+    tau: float = param(
+        1.0, "sigmoid temperature of rewards inside the tree", paper="0.1 ArmoRM, 1 WMT/math", min=0.0
+    )
+    topk_child: int = param(1, "responses of the chosen arm descended into", paper="1", min=1)
+    single_model: int = param(0, "index in the model list of random sampling's and PRS's one model", min=0)
+    moa_layers: int = param(3, "MoA n_iter: layers per stack", paper="4 alignment, 3 WMT", min=1)
+    temperature: float = param(
+        0.7, "sampling temperature of every method", paper="0.7 (0.8 TOA data)", min=0.0
+    )
+    top_p: float = param(1.0, "nucleus sampling", paper="1", min=0.0, max=1.0)
+    max_new_tokens: int = param(48, "tokens of one response", paper="2048", min=1)
+    reward: str = param(
+        "model",
+        "what scores a response: model (trained RM) or verifier (the task metric on the gold answer)",
+        choices=("model", "verifier"),
+    )
+    reward_model: RewardModelParams = param(RewardModelParams(), "the reward model (toa.reward: model)")
+    reject_rank: int = param(
+        0,
+        "DPO rejected = the response at this rank (1 = best; 0 = the authors' 30th of 160 scaled to K·n)",
+        min=0,
+    )
+    shards: int = param(2, "parts the search writes; a killed run resumes from finished parts", min=1)
+
+
+@dataclass(frozen=True)
 class VLLMParams:
     """vLLM engine settings (``vllm.LLM`` arguments of the same names; README "Running on vLLM")."""
 
@@ -274,6 +346,20 @@ class VLLMParams:
 
 
 @dataclass(frozen=True)
+class RayParams:
+    """Ray tasks for the shards of the heavy stages (backend.launcher: ray; dits/launch.py)."""
+
+    address: str = param(
+        "", "cluster to join ('' = RAY_ADDRESS if set, else start a local one; 'auto' = a running one)"
+    )
+    num_cpus: float = param(1.0, "CPUs each shard's task reserves", min=0.0)
+    num_gpus: float = param(0.0, "GPUs each shard's task reserves (0.5 packs two shards per GPU)", min=0.0)
+    max_retries: int = param(
+        2, "reruns of a shard whose worker died (the shard restarts from scratch)", min=0
+    )
+
+
+@dataclass(frozen=True)
 class BackendParams:
     name: str = param(
         "hf", "inference backend: hf (transformers) or vllm (vLLM's offline engine)", choices=("hf", "vllm")
@@ -281,6 +367,12 @@ class BackendParams:
     batch_size: int = param(128, "rows per forward pass (hf)", min=1)
     threads: int = param(2, "torch CPU threads", min=1)
     vllm: VLLMParams = param(VLLMParams(), "engine settings of backend.name: vllm")
+    launcher: str = param(
+        "local",
+        "where a stage's shards run: local (this process) or ray (one Ray task each)",
+        choices=("local", "ray"),
+    )
+    ray: RayParams = param(RayParams(), "Ray settings of backend.launcher: ray")
 
 
 @dataclass(frozen=True)
@@ -303,6 +395,7 @@ class Params:
     select: SelectParams = param(SelectParams(), "Top-α selection (sql/select.sql)")
     dpo: DPOParams = param(DPOParams(), "DPO on the selected pairs")
     evaluate: EvaluateParams = param(EvaluateParams(), "evaluation")
+    toa: TOAParams = param(TOAParams(), "TOA: multi-model search and its baselines (papers/toa.md)")
     backend: BackendParams = param(BackendParams(), "inference")
 
 
