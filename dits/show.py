@@ -51,6 +51,7 @@ def show(metrics_dir: str, data: str) -> None:
         _print_cost(con, views, metrics_dir)
     except duckdb.Error as exc:
         raise DitsError(f"{data}: a table of another shape: {str(exc).splitlines()[0]}") from None
+    _print_writers(Path(data))
     times = sorted(Path(metrics_dir, "stages").glob("*.json"))
     if times:
         stage_rows = [(p.stem, f"{_stage_seconds(p):.1f}") for p in times]
@@ -133,6 +134,20 @@ def views_of(con: duckdb.DuckDBPyConnection) -> set[str]:
 def no_tables(data: str, detail: str = "") -> DitsError:
     """Return the error for a tables directory that holds no table: nothing was run or pulled."""
     return DitsError(f"{data}: no tables yet; run `dvc repro` (or `dvc pull` from a DVC remote){detail}")
+
+
+def _print_writers(data: Path) -> None:
+    """Which inference backend wrote each table's iterations (the parts' ``dits.backend`` metadata)."""
+    from dits.store import writer
+
+    rows = []
+    for folder in sorted(p for p in data.glob("*/iter=*") if p.is_dir()):
+        backends = sorted({writer(part).get("backend", "") for part in folder.glob("part-*.parquet")})
+        if backends and backends != [""]:
+            rows.append((folder.parent.name, _iteration(folder), ", ".join(b or "?" for b in backends)))
+    if rows:
+        rows.sort(key=lambda row: (row[0], row[1]))
+        print_table(["table", "iter", "backend"], rows, title="inference backend of each table")
 
 
 def _print_search_counts(con: duckdb.DuckDBPyConnection, views: set[str]) -> None:

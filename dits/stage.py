@@ -55,9 +55,14 @@ def setup(params: Params) -> None:
 
     Denormal floats are flushed to zero: LoRA training on CPU produced them and ran 6× slower
     (a 50-step warm-up took 75 s instead of 12 s). torch is imported here, not at the top, so
-    that the stages without a model (prepare, select, report) skip its 2 s import.
+    that the stages without a model (prepare, select, report) skip its 2 s import. The tables a
+    model stage writes record its inference backend (``dits.store.stamp``).
     """
     import torch
+
+    from dits.store import stamp
+
+    stamp(backend=params.backend.name)
 
     torch.set_num_threads(params.backend.threads)
     torch.set_flush_denormal(True)

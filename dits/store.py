@@ -22,6 +22,21 @@ from dits.schemas import KEYS as KEYS
 from dits.schemas import SCHEMAS as SCHEMAS
 from dits.schemas import conform as conform
 
+# Who wrote the parts of this process: ``dits.stage.setup`` stamps the inference backend, so a table
+# records whether hf or vllm produced it (Parquet key-value metadata, shown by ``dits show``).
+WRITER: dict[str, str] = {}
+
+
+def stamp(**fields: str) -> None:
+    """Record ``fields`` (e.g. ``backend="vllm"``) in the metadata of every part written from now on."""
+    WRITER.update(fields)
+
+
+def writer(path: str | Path) -> dict[str, str]:
+    """Return the ``stamp`` fields a part was written with ({} for a part written before stamping)."""
+    meta = pq.read_schema(path).metadata or {}
+    return {k.decode()[5:]: v.decode() for k, v in meta.items() if k.startswith(b"dits.")}
+
 
 def part_path(root: str | Path, table: str, iteration: int, shard: int = 0) -> Path:
     return Path(root) / table / f"iter={iteration}" / f"part-{shard}.parquet"
@@ -31,6 +46,9 @@ def write_part(path: str | Path, table: str, frame: pl.DataFrame | pa.Table) -> 
     """Write one part atomically (``dits.atomic``) and return its path."""
     path = Path(path)
     arrow = conform(table, frame, str(path))
+    if WRITER:
+        stamped = {f"dits.{k}".encode(): v.encode() for k, v in WRITER.items()}
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **stamped})
     with atomic_path(path) as tmp:
         pq.write_table(arrow, tmp)
     return path

@@ -339,3 +339,15 @@ def test_show_over_a_table_of_another_shape_prints_one_line(tmp_path, capsys):
     assert show(tmp_path, {"iter=0.json": json.dumps(EVAL_METRICS)}, tables=False) == 1
     line = assert_one_error_line(capsys.readouterr().err)
     assert line.startswith(f"dits: error: {tmp_path / 'data'}: a table of another shape: Binder Error:")
+
+
+def test_show_names_the_backend_that_wrote_each_table(tmp_path, capsys, monkeypatch):
+    from dits import store
+
+    monkeypatch.setattr(store, "WRITER", {})
+    write_part(part_path(tmp_path / "data", "selected", 1), "selected", selected_frame())  # unstamped
+    store.stamp(backend="vllm")
+    assert show(tmp_path, {"iter=0.json": json.dumps(EVAL_METRICS)}) == 0
+    out = capsys.readouterr().out
+    assert "│ selected │ 0    │ vllm    │" in out
+    assert "│ selected │ 1 " not in out  # a part written before stamping names no backend
