@@ -160,3 +160,23 @@ def test_influence_on_vllm_gives_the_hf_scores():
     close_all()
     assert tables["vllm"].equals(tables["hf"])
     assert tables["hf"]["score"].abs().sum() > 0  # some step moved the validation score
+
+
+def test_whole_greedy_evaluate_dialogues_match_the_hf_backend(engines):
+    from dits.config import Params
+    from dits.evaluate import evaluate_model, mean_se
+
+    hf, vllm = engines
+    params, same, total = Params(), 0, 0
+    for name in ("synthetic-exchange", "synthetic-debate"):
+        task = get_task(name, 0)
+        examples = task.examples("test", 0, 100)
+        ours, theirs = (evaluate_model(b, task, examples, params, "base") for b in (vllm, hf))
+        pairs = zip(ours["messages"].to_list(), theirs["messages"].to_list(), strict=True)
+        same += sum(a == b for a, b in pairs)
+        total += len(examples)
+        (score, _), (ref, se) = mean_se(ours["score"].to_list()), mean_se(theirs["score"].to_list())
+        print(f"{name}: vllm {score:.3f}, hf {ref:.3f} ± {se:.3f}")
+        assert abs(score - ref) <= se
+    print(f"whole evaluate dialogues identical: {same}/{total}")
+    assert same >= 0.95 * total
