@@ -180,3 +180,13 @@ def test_whole_greedy_evaluate_dialogues_match_the_hf_backend(engines):
         assert abs(score - ref) <= se
     print(f"whole evaluate dialogues identical: {same}/{total}")
     assert same >= 0.95 * total
+
+
+def test_a_head_size_the_cpu_kernels_lack_is_refused_in_one_line(tmp_path):
+    from tests.tiny import tiny_llama
+
+    _, tokenizer = load_model("models/base")
+    tiny_llama(tokenizer).save_pretrained(tmp_path)  # head size 8
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(DitsError, match=r"attention head size 8 .*vLLM on CPU serves only 32, 64"):
+        VLLMBackend(tmp_path, VLLMParams())

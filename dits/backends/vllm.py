@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from dits.influence.stack import LoRAState
 
 _lora_ids = itertools.count(1)  # an engine caches a LoRA by its integer id: never reuse one
+_in_process: set[int] = set()  # open engines whose core runs in this process (``close``)
 
 
 def _import_vllm():
@@ -58,6 +59,25 @@ def _import_vllm():
             ) from None
         raise
     return vllm
+
+
+def _check_cpu_head_size(directory: str) -> None:
+    """Refuse, in one line, a model whose attention head size vLLM's CPU kernels lack.
+
+    The engine would otherwise start and then fail at its first step with a traceback
+    ("Unsupported CPU attention configuration: head_dim=16").
+    """
+    from transformers import AutoConfig
+    from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+    config = AutoConfig.from_pretrained(directory)
+    head = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    sizes = CPUAttentionBackend.get_supported_head_sizes()
+    if head not in sizes:
+        raise DitsError(
+            f"{directory}: attention head size {head} (hidden_size / num_attention_heads): vLLM on CPU "
+            f"serves only {', '.join(map(str, sizes))}; use backend.name: hf for this model"
+        )
 
 
 class VLLMBackend:
@@ -86,6 +106,8 @@ class VLLMBackend:
         self.end_ids = end_ids(eos, self.tokenizer)
         self.turn_end = turn_end(self.tokenizer)
         self.lora = lora
+        if not self.on_gpu:
+            _check_cpu_head_size(directory)
         self.llm = vllm.LLM(
             model=directory,
             dtype=settings.dtype,
@@ -101,12 +123,32 @@ class VLLMBackend:
             max_num_batched_tokens=settings.max_num_batched_tokens,
             seed=0,
         )
+        if not settings.multiprocessing:
+            _in_process.add(id(self))
         self.max_lora_rank = settings.max_lora_rank
         self._adapters: list = []  # LoRARequest of adapter i (``serving``)
 
     def close(self) -> None:
-        """Stop the engine (its core process, under ``multiprocessing``) and free its memory."""
-        self.llm.llm_engine.engine_core.shutdown()
+        """Stop the engine (its core process, under ``multiprocessing``) and free its memory.
+
+        Engines that run in this process share vLLM's global parallel state, and an engine's full
+        shutdown tears that state down (the next step of any other engine fails with "pipeline model
+        parallel group is not initialized"). So while another in-process engine is open, only this
+        engine's own executor and scheduler stop; the last one to close does the full shutdown.
+        """
+        client = self.llm.llm_engine.engine_core
+        _in_process.discard(id(self))
+        core = getattr(client, "engine_core", None)  # InprocClient: the EngineCore itself
+        if core is not None and _in_process:
+            client._finalizer.detach()
+            core.model_executor.shutdown()
+            core.scheduler.shutdown()
+        else:
+            client.shutdown()
+        del self.llm
+        import gc
+
+        gc.collect()
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
