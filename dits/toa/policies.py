@@ -1,0 +1,197 @@
+"""The embedded TOA policies: short fine-tunes of the base model with different habits (DESIGN §6).
+
+TOA orchestrates K models whose strengths differ (papers/toa.md §1); with no model to download,
+the project makes them: policy i is the base model fine-tuned with the project's SFT code
+(assistant-only loss) on single answers, refinements and aggregations scripted with habit profile
+``PROFILES[i mod 3]`` (``dits.toa.scripts`` documents the profiles). With more policies than
+profiles the profiles repeat, each repeat with its own seed, so its scripts and its data order
+differ. Scores are taken in the single-answer format through the backend protocol, one
+``generate`` call per model for all questions.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dits.backends import backend
+from dits.backends.base import Chat, Sampling
+from dits.backends.hf import load_model
+from dits.config import SFTParams
+from dits.errors import DitsError
+from dits.seeds import derive_seed
+from dits.stage import save_model
+from dits.tasks import dataset_tasks, get_task
+from dits.tasks.base import Example, Task
+from dits.toa.prompts import answer_chat, answer_of, refine_chat
+from dits.toa.scripts import PROFILES, policy_chats, question_kind, right_answer, wrong_answer
+from dits.train.sft import train_sft
+
+if TYPE_CHECKING:
+    from dits.config import BackendParams, Params
+
+GREEDY = Sampling(0.0, 1.0, 48)
+MAX_LENGTH = 512  # the embedded Llama's positions: an aggregation of K = 3 scripted answers is < 200 tokens
+
+
+def train_policies(params: Params, base: str, out: Path) -> dict:
+    """Fine-tune ``base`` once per policy and save policy i under ``out/policy=<i>``; return the report.
+
+    The report lists, per policy, its profile, seed, rows, steps, final loss (the trainer's mean
+    over its last logging window) and seconds.
+    """
+    p = params.toa.policies
+    for name in params.task.names:
+        if name in dataset_tasks():
+            raise DitsError(
+                f"task.names: {name} is a dataset task, and the embedded TOA policies are scripted for the "
+                "embedded tasks only; set toa.models to K checkpoints"
+            )
+    tasks = [get_task(name, params.seed) for name in params.task.names]
+    sft = SFTParams(learning_rate=p.learning_rate, epochs=1.0, batch_size=p.batch_size, max_length=MAX_LENGTH)
+    report = []
+    for i in range(p.count):
+        habits = PROFILES[i % len(PROFILES)]
+        seed = (
+            derive_seed(params.seed, "toa-policy", i) % 2**31
+        )  # numpy's seed range (transformers' set_seed)
+        start = time.perf_counter()
+        chats = policy_chats(tasks, habits, p.scripts_per_task, seed, references=p.count)
+        model, tokenizer = load_model(base)
+        log: list[dict] = []
+        train_sft(
+            model,
+            tokenizer,
+            chats,
+            sft,
+            seed=seed,
+            warmup_ratio=0.03,
+            max_steps=p.steps,
+            logging_steps=min(25, p.steps),
+            log=log,
+        )
+        save_model(model, tokenizer, out / f"policy={i}")
+        report.append(
+            {
+                "policy": i,
+                "profile": habits.name,
+                "habits": {"wrong": dict(habits.wrong), "fix": dict(habits.fix)},
+                "seed": seed,
+                "rows": len(chats),
+                "steps": p.steps,
+                "final_loss": log[-1]["loss"] if log else None,
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
+    return {"policies": report, "params": asdict(p)}
+
+
+def _texts(
+    path: str | Path, settings: BackendParams, chats: list[Chat], sampling: Sampling, seeds: list[int]
+) -> list[str]:
+    """Return the model's message for every chat: ONE ``generate`` call."""
+    return [g.text for g in backend(path, settings).generate(chats, sampling, seeds)]
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def policy_scores(
+    dirs: Sequence[str | Path],
+    tasks: Sequence[Task],
+    n: int,
+    settings: BackendParams,
+    *,
+    sampling: Sampling = GREEDY,
+    samples: int = 1,
+    seed: int = 0,
+) -> dict:
+    """Return each policy's mean score per task on the first ``n`` val questions, and the oracle best-of-K.
+
+    A fresh answer in the single-answer format, ``samples`` per question, each with a seed derived
+    from ``seed``, the question and the sample index. A question's score is its mean over samples;
+    the oracle takes per question the best policy's score. Embedded questions are also reported by
+    kind (``dits.toa.scripts.question_kind``), where the habits differ.
+    """
+    rows = [(task, example) for task in tasks for example in task.examples("val", 0, n)]
+    chats = [answer_chat(ex, task.family) for task, ex in rows for _ in range(samples)]
+    seeds = [derive_seed(seed, ex.example_id, s) for _, ex in rows for s in range(samples)]
+    scores = []  # scores[policy][row]
+    for path in dirs:
+        texts = _texts(path, settings, chats, sampling, seeds)
+        per_sample = [
+            task.score(answer_of(text, ex) or "", ex)
+            for (task, ex), text in zip([row for row in rows for _ in range(samples)], texts, strict=True)
+        ]
+        scores.append([_mean(per_sample[r * samples : (r + 1) * samples]) for r in range(len(rows))])
+    return {task.name: _task_report(task, rows, scores, n) for task in tasks}
+
+
+def _task_report(task: Task, rows: list[tuple[Task, Example]], scores: list[list[float]], n: int) -> dict:
+    """Return one task's per-policy means and oracle, overall and per question kind (embedded tasks)."""
+    mine = [r for r, (t, _) in enumerate(rows) if t is task]
+    groups = {"all": mine}
+    if not rows[mine[0]][1].prompts:
+        for r in mine:
+            groups.setdefault(question_kind(rows[r][1], task.family), []).append(r)
+
+    def summary(indices: list[int]) -> dict:
+        return {
+            "n": len(indices),
+            "policies": [round(_mean([s[r] for r in indices]), 4) for s in scores],
+            "oracle": round(_mean([max(s[r] for s in scores) for r in indices]), 4),
+        }
+
+    report = summary(groups.pop("all"))
+    report["chance"] = round(task.chance(task.examples("val", 0, n)), 4)
+    report["kinds"] = {kind: summary(indices) for kind, indices in sorted(groups.items())}
+    return report
+
+
+def refine_scores(
+    dirs: Sequence[str | Path],
+    tasks: Sequence[Task],
+    n: int,
+    settings: BackendParams,
+    *,
+    sampling: Sampling = GREEDY,
+    seed: int = 0,
+) -> dict:
+    """Return, per embedded task and policy, how often a refinement fixes a wrong answer and keeps a right.
+
+    Each of the first ``n`` val questions is refined twice: from a scripted wrong answer (one wrong
+    step, as another habit writes it; ``fixed`` is the mean score after refining it) and from the right
+    one (``kept``). ``fixed_by_kind`` splits ``fixed`` by the kind of the wrong step.
+    """
+    rows = []
+    for task in tasks:
+        for ex in task.examples("val", 0, n):
+            wrong, kind = wrong_answer(
+                ex, task.family, random.Random(derive_seed(seed, "earlier", ex.example_id))
+            )
+            rows += [(task, ex, wrong, kind), (task, ex, right_answer(ex, task.family), None)]
+    chats = [refine_chat(ex, task.family, earlier) for task, ex, earlier, _ in rows]
+    seeds = [derive_seed(seed, ex.example_id, kind) for _, ex, _, kind in rows]
+    report: dict[str, list[dict]] = {task.name: [] for task in tasks}
+    for path in dirs:
+        texts = _texts(path, settings, chats, sampling, seeds)
+        per: dict[str, dict[str, list[float]]] = {task.name: {} for task in tasks}
+        for (task, ex, _, kind), text in zip(rows, texts, strict=True):
+            score = task.score(answer_of(text, ex) or "", ex)
+            per[task.name].setdefault("kept" if kind is None else kind, []).append(score)
+        for task in tasks:
+            by_kind = {k: round(_mean(v), 4) for k, v in sorted(per[task.name].items()) if k != "kept"}
+            fixed = [s for k, v in per[task.name].items() if k != "kept" for s in v]
+            report[task.name].append(
+                {
+                    "fixed": round(_mean(fixed), 4),
+                    "kept": round(_mean(per[task.name]["kept"]), 4),
+                    "fixed_by_kind": by_kind,
+                }
+            )
+    return report
