@@ -159,3 +159,19 @@ def test_moa_with_fewer_layers_than_n_iter_is_one_short_stack():
     assert [p.layer for p in plays[0]] == [1, 1, 1, 3, 3, 3]
     assert plays[0][5].references == (1, 2, 3)
     assert len(recorder.calls) == 2
+
+
+@pytest.mark.parametrize("method_fn", [parallel_ensemble, sequential_refinement])
+def test_a_question_with_its_own_generator_plays_the_same_alone_or_beside_others(method_fn):
+    def models_of(questions: list[str], seeds: list[int]) -> list[list[str]]:
+        recorder = Recorder()
+        rngs = [random.Random(s) for s in seeds]
+        plays = method_fn(
+            questions, MODELS, n=3, generate=recorder.generate, reward=recorder.reward, rng=rngs
+        )
+        return [[p.model for p in question] for question in plays]
+
+    together = models_of(["q0", "q1", "q2"], [10, 11, 12])
+    assert models_of(["q1"], [11]) == [together[1]]
+    with pytest.raises(DitsError, match="2 generators for 3 questions"):
+        models_of(["q0", "q1", "q2"], [1, 2])

@@ -81,6 +81,22 @@ def random_sampling(
     return _fresh(questions, [[model] * n for _ in questions], generate, reward)
 
 
+Rng = random.Random | Sequence[random.Random]
+
+
+def _per_question(rng: Rng, n_questions: int) -> list[random.Random]:
+    """One generator per question: a shared one (the authors' single seeded module) or the caller's own.
+
+    A stage that shards its questions passes one generator per question, seeded from the question, so
+    that a question's draws do not depend on which other questions share its shard.
+    """
+    if isinstance(rng, random.Random):
+        return [rng] * n_questions
+    if len(rng) != n_questions:
+        raise DitsError(f"baselines: {len(rng)} generators for {n_questions} questions")
+    return list(rng)
+
+
 def parallel_ensemble(
     questions: Sequence[str],
     models: Sequence[str],
@@ -88,16 +104,16 @@ def parallel_ensemble(
     n: int,
     generate: Generate,
     reward: Reward,
-    rng: random.Random,
+    rng: Rng,
 ) -> list[list[Play]]:
     """Return n fresh answers from each of the K models per question (§4 ``ensemble_sample_N``).
 
     The list of model calls is shuffled per question as the authors do; it only orders the plays.
     """
     calls = []
-    for _ in questions:
+    for draw in _per_question(rng, len(questions)):
         names = [m for m in models for _ in range(n)]
-        rng.shuffle(names)
+        draw.shuffle(names)
         calls.append(names)
     return _fresh(questions, calls, generate, reward)
 
@@ -109,7 +125,7 @@ def sequential_refinement(
     n: int,
     generate: Generate,
     reward: Reward,
-    rng: random.Random,
+    rng: Rng,
 ) -> list[list[Play]]:
     """Return n chains of K calls per question, each chain visiting every model once (§4 ``ensemble_Seq``).
 
@@ -120,11 +136,11 @@ def sequential_refinement(
     """
     k = len(models)
     orders = []
-    for _ in questions:
+    for draw in _per_question(rng, len(questions)):
         ids = list(range(k))
         chains = []
         for _ in range(n):
-            rng.shuffle(ids)
+            draw.shuffle(ids)
             chains.append([models[i] for i in ids])
         orders.append(chains)
     last: dict[tuple[int, int], Play] = {}  # (question, chain) -> the chain's latest play
