@@ -71,6 +71,10 @@ class Work:
         if done:
             log(f"{self.name}: resuming, reused {done} finished part(s) of an interrupted run")
 
+    def done(self, unit: str) -> bool:
+        """Whether an earlier run finished ``unit`` (its tables, value or model are here to read back)."""
+        return (self.path / unit).is_dir() or (self.path / f"{unit}.json").exists()
+
     def tables(self, unit: str, compute: Callable[[], dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
         """Return the tables of ``unit``: read back when an earlier run finished it, else computed now."""
         path = self.path / unit

@@ -1,17 +1,18 @@
 """influence@k: score the iteration's pair groups by their effect on the validation metric → data/influence.
 
-Per task, θ* (papers/dits.md §6) and each of its ``influence.shards`` parts are units a rerun reuses.
+Per task, θ*'s summary (papers/dits.md §6) and each of its ``influence.shards`` parts are units a
+rerun reuses. Locally one θ* per task serves them all; under ``launcher: ray`` each unit is a Ray
+task that warms its own θ* up (seeded, so every copy is the same θ*) and all run at once.
 """
 
 from __future__ import annotations
 
-import functools
-
 import polars as pl
 
+from dits import launch
 from dits.atomic import write_json
 from dits.config import Params
-from dits.influence.score import cost, task_run
+from dits.influence.score import InfluenceRun, cost, task_run
 from dits.resume import Work
 from dits.shard import parts_of
 from dits.stage import DATA, METRICS, clock, setup, sft_model
@@ -28,13 +29,24 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
         groups = (pairs.height // p.influence.group_size, "pair groups", "influence.shards")
         parts = parts_of(shard, p.influence.shards, *groups)
         inputs = [DATA / "tasks", DATA / "pairs" / f"iter={k}", *(sft_model(k, t) for t in names)]
-        read = (shard, p.seed, p.task, p.influence, p.evaluate, p.sample, p.backend)
+        read = (shard, p.seed, p.task, p.influence, p.evaluate, p.sample, launch.work_key(p.backend))
         work = Work("influence", k, read, inputs)
-        run = functools.cache(lambda t: task_run(p, k, t, pairs, val))
-        report = {t: work.value(t, lambda t=t: run(t).summary()) for t in names}
-        units = [(t, i, q) for t in names for i, q in enumerate(parts)]
-        frames = [work.table(f"{t}-{i}", "influence", lambda t=t, q=q: run(t).shard(q)) for t, i, q in units]
-        influence = pl.concat(frames)
+        runs: dict[str, InfluenceRun] = {}  # θ* per task, once per process (functools.cache won't pickle)
+
+        def run(t: str) -> InfluenceRun:
+            if t not in runs:
+                runs[t] = task_run(p, k, t, pairs, val)
+            return runs[t]
+
+        summaries = {t: lambda t=t: run(t).summary() for t in names}
+        shards = {
+            f"{t}-{i}": lambda t=t, q=q: {"influence": run(t).shard(q)}
+            for t in names
+            for i, q in enumerate(parts)
+        }
+        done = launch.units(work, p, values=summaries, tables=shards)
+        influence = pl.concat(done[name]["influence"] for name in shards)
         write_part(part_path(DATA, "influence", k, shard[0]), "influence", influence)
+        report = {t: done[t] for t in names}
         write_json(METRICS / "influence" / f"iter={k}.json", {"tasks": report, **cost(influence)})
         work.finish()

@@ -1,9 +1,13 @@
-"""sample@k: the iteration's policy plays several dialogues per SFT-pool question; all are rewarded."""
+"""sample@k: the iteration's policy plays several dialogues per SFT-pool question; all are rewarded.
+
+Each task's dialogues are one unit of work: resumed after a kill, one Ray task under ``launcher: ray``.
+"""
 
 from __future__ import annotations
 
 import polars as pl
 
+from dits import launch
 from dits.config import Params
 from dits.resume import Work
 from dits.sample import sample_task
@@ -20,11 +24,15 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
         pool = read_table(DATA, "tasks", k).filter(pl.col("pool") == "sft")
         pool = shard_rows(pool, "example_id", shard, "questions of the sft pool")
         policies = [policy_model(params, k, name) for name in params.task.names]
-        read = (shard, params.seed, params.task, params.model, params.sample, params.reward, params.backend)
+        backend = launch.work_key(params.backend)
+        read = (shard, params.seed, params.task, params.model, params.sample, params.reward, backend)
         work = Work("sample", k, read, [DATA / "tasks", base_model(params), *policies])
-        frames = [
-            work.table(name, "dialogues", lambda name=name: sample_task(params, k, name, pool))
-            for name in params.task.names
-        ]
+        # Rows are split by key hash, so a shard may hold no question of some task.
+        present = [name for name in params.task.names if (pool["task"] == name).any()]
+        units = {
+            name: lambda name=name: {"dialogues": sample_task(params, k, name, pool)} for name in present
+        }
+        done = launch.units(work, params, tables=units)
+        frames = [tables["dialogues"] for tables in done.values()]
         write_part(part_path(DATA, "dialogues", k, shard[0]), "dialogues", pl.concat(frames))
         work.finish()

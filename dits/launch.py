@@ -1,0 +1,149 @@
+"""Where a stage's units of work run: in this process, or as Ray tasks, one task per unit (DESIGN §8).
+
+``backend.launcher: local`` computes the units in order, as ``Work`` always has. ``ray`` submits
+every unit an earlier run did not finish as one Ray task; the task computes its unit and writes it
+into the work directory atomically (``Work.tables`` / ``Work.value``), and the driver reads all
+units back in the given order, so the stage's output is the same union of parts either way. Ray
+schedules, places (``num_cpus`` / ``num_gpus`` per task) and reruns tasks whose worker died
+(``max_retries``); dits adds no scheduler of its own.
+
+Paths in dits are relative to the repo root, and a Ray worker does not start there: each task
+changes into the driver's working directory, which must therefore exist at the same path on every
+node (one machine, or a shared file system). Ray is imported here only, when a stage runs on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from dits.config import BackendParams, Params, RayParams
+from dits.errors import DitsError
+from dits.progress import bar, log
+from dits.resume import Work
+
+Tables = Callable[[], dict[str, pl.DataFrame]]
+Value = Callable[[], Any]
+
+
+def units(
+    work: Work,
+    params: Params,
+    *,
+    tables: Mapping[str, Tables] | None = None,
+    values: Mapping[str, Value] | None = None,
+) -> dict[str, Any]:
+    """Return each unit's result by name: its tables (``tables``) or its JSON value (``values``).
+
+    Values come first when run locally; on Ray all units of one call run at once, so a unit that
+    needs another's result (the search's parts need T_max) goes in a later call.
+    """
+    tables, values = dict(tables or {}), dict(values or {})
+    if both := tables.keys() & values.keys():
+        raise ValueError(f"{work.name}: units named both as tables and as values: {sorted(both)}")
+    if params.backend.launcher == "ray":
+        _on_ray(
+            work,
+            params,
+            [*(("value", n, c) for n, c in values.items()), *(("tables", n, c) for n, c in tables.items())],
+        )
+    done: dict[str, Any] = {name: work.value(name, compute) for name, compute in values.items()}
+    return done | {name: work.tables(name, compute) for name, compute in tables.items()}
+
+
+def work_key(backend: BackendParams) -> BackendParams:
+    """``backend`` less where its units run: the launcher changes no result (tests/test_launch.py).
+
+    Stages key their ``Work`` with this, so a rerun on Ray, or with more retries or CPUs per task
+    after a failure, reuses the units an earlier run finished.
+    """
+    return dataclasses.replace(backend, launcher="local", ray=RayParams())
+
+
+def _unit(root: str, work: Work, kind: str, name: str, compute: Callable[[], Any], params: Params) -> None:
+    """Compute one unit inside a Ray worker and write it into ``work`` (nothing returns by Ray)."""
+    from dits.backends import close_all
+    from dits.stage import setup
+
+    if not Path(root).is_dir():
+        raise DitsError(
+            f"{root}: not on Ray node {socket.gethostname()}; the repo must be at the same path on every node"
+        )
+    os.chdir(root)
+    setup(params)
+    try:
+        getattr(work, kind)(name, compute)
+    finally:
+        # A worker outlives its task: a model kept open would hold its memory, and would be read
+        # stale by a later stage whose model has the same path but new weights.
+        close_all()
+
+
+def _on_ray(work: Work, params: Params, todo: list[tuple[str, str, Callable[[], Any]]]) -> None:
+    """Run the unfinished units of ``todo`` (kind, name, compute) as Ray tasks; raise after all end."""
+    pending = [(kind, name, compute) for kind, name, compute in todo if not work.done(name)]
+    if not pending:
+        return
+    settings = params.backend.ray
+    ray = _connect(settings)
+    task = ray.remote(_unit).options(
+        num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, max_retries=settings.max_retries
+    )
+    root = str(Path.cwd())
+    refs = {task.remote(root, work, kind, name, compute, params): name for kind, name, compute in pending}
+    resources = ray.cluster_resources()
+    each = f"{settings.num_cpus:g} CPU, {settings.num_gpus:g} GPU each"
+    cluster = f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs"
+    log(f"{work.name}: {len(refs)} unit(s) as Ray tasks ({each}) on {cluster}")
+    failures: list[Exception] = []
+    with bar(f"{work.name} on Ray", len(todo)) as advance:
+        advance(len(todo) - len(refs))
+        waiting = list(refs)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            failure = _failure(ray, ready[0], f"{work.name}: unit {refs[ready[0]]}", settings.max_retries)
+            if failure is not None:
+                failures.append(failure)
+            advance(1)
+    if failures:
+        first = failures[0]
+        if not isinstance(first, DitsError):
+            raise first
+        more = f" (and {len(failures) - 1} more unit(s))" if len(failures) > 1 else ""
+        raise DitsError(f"{first}{more}; finished units are kept for the next run")
+
+
+def _failure(ray, ref, unit: str, retries: int) -> Exception | None:
+    """Return why the task of ``ref`` failed, as the exception the stage raises; None when it finished.
+
+    A unit that raised fails as it would locally: its DitsError as one line, a bug with its
+    traceback (Ray reruns neither: the same inputs fail the same way). A worker that died (killed,
+    out of memory) on every try is one line too; the other units' finished parts stay for a rerun.
+    """
+    try:
+        ray.get(ref)
+    except ray.exceptions.RayTaskError as err:
+        if isinstance(err.cause, DitsError):
+            return DitsError(f"{unit}: {err.cause}")
+        return err
+    except ray.exceptions.RayError as err:
+        cause = str(err).strip().splitlines()[0]
+        return DitsError(
+            f"{unit}: its Ray task failed on all {retries + 1} tries ({type(err).__name__}: {cause})"
+        )
+    return None
+
+
+def _connect(settings: RayParams):
+    """Return ray, joined to the cluster ``settings.address`` names (or RAY_ADDRESS), else a local one."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=settings.address or None)
+    return ray
