@@ -130,6 +130,37 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("gamma", pa.float64()),
         ]
     ),
+    # Every generation of TOA and of each baseline at each budget n (per model): one row each.
+    "toa": pa.schema(
+        [
+            ("method", pa.string()),
+            ("n", pa.int64()),
+            ("task", pa.string()),
+            ("example_id", pa.string()),
+            ("t", pa.int64()),
+            ("layer", pa.int64()),
+            ("model", pa.string()),
+            ("parent_t", pa.int64()),  # null: a fresh answer
+            ("text", pa.string()),
+            ("reward", pa.float64()),  # raw: "best" uses it
+            ("normalised", pa.float64()),  # sigmoid(reward / tau) in TOA's tree; null for a baseline
+            ("score", pa.float64()),  # the task metric on the gold answer (never seen by the search)
+            ("prompt_tokens", pa.int64()),
+            ("completion_tokens", pa.int64()),
+            ("seconds", pa.float64()),
+        ]
+    ),
+    # Single-response test scores of the TOA policies and of the target trained on each method's data.
+    "toa_eval": pa.schema(
+        [
+            ("model", pa.string()),
+            ("task", pa.string()),
+            ("example_id", pa.string()),
+            ("text", pa.string()),
+            ("score", pa.float64()),
+            ("tokens", pa.int64()),
+        ]
+    ),
 }
 
 KEYS: dict[str, tuple[str, ...]] = {
@@ -140,6 +171,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "pairs": ("pair_id",),
     "influence": ("pair_id", "estimator"),
     "selected": ("pair_id",),
+    "toa": ("method", "n", "example_id", "t"),
+    "toa_eval": ("model", "example_id"),
 }
 
 

@@ -35,6 +35,25 @@ def policy_model(params: Params, k: int, task: str) -> str:
     return base_model(params) if k == 0 else str(dpo_model(k - 1, task))
 
 
+TOA = MODELS / "toa"
+
+
+def toa_models(params: Params) -> list[str]:
+    """TOA's K policies: ``toa.models``, or the embedded policies the toa_policies stage builds."""
+    if params.toa.models:
+        return list(params.toa.models)
+    return [str(TOA / "policies" / f"policy={i}") for i in range(params.toa.policies.count)]
+
+
+def toa_reward_model(task: str) -> Path:
+    return TOA / "reward" / task
+
+
+def toa_target(method: str, task: str) -> Path:
+    """The target trained on ``method``'s data for ``task`` (``sft`` and ``dpo`` inside)."""
+    return TOA / "target" / f"method={method}" / task
+
+
 def save_model(model, tokenizer, out: Path) -> None:
     """Save a model directory atomically: it appears whole at ``out`` or not at all."""
     with atomic_path(out) as tmp:

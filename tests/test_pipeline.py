@@ -45,6 +45,14 @@ TINY = {
     "influence": {"warmup_steps": 2, "warmup_batch": 2, "group_size": 1, "val_episodes": 2, "shards": 2},
     "dpo": {"epochs": 1.0, "batch_size": 4},
     "evaluate": {"max_new_tokens": 12},
+    "toa": {
+        "questions": 3,
+        "budgets": [1, 2],
+        "reward": "verifier",  # tiny policies give every answer the same score: no reward-model pair
+        "max_new_tokens": 8,
+        "shards": 1,
+        "policies": {"count": 3, "scripts_per_task": 20, "steps": 4, "batch_size": 4, "learning_rate": 1e-3},
+    },
     "backend": {"batch_size": 16},
 }
 

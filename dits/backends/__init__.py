@@ -18,14 +18,20 @@ if TYPE_CHECKING:
     from dits.config import BackendParams
     from dits.influence.stack import LoRAState
 
-# A stage uses at most two models at a time (the policy and the reward's base model); an older
-# one is closed when a third opens, so evaluating base, SFT and DPO in turn holds two at most.
+# A DITS stage uses at most two models at a time (the policy and the reward's base model); an older
+# one is closed when a third opens, so evaluating base, SFT and DPO in turn holds two at most. A
+# TOA search asks to keep its K policies open (``keep``): each play step calls every one of them.
 MAX_OPEN = 2
 _open: OrderedDict[tuple, Backend] = OrderedDict()
 
 
-def backend(path: str | Path, settings: BackendParams, *, lora: bool = False) -> Backend:
-    """Return the backend of the model at ``path``, opened once per process (a stage run)."""
+def backend(
+    path: str | Path, settings: BackendParams, *, lora: bool = False, keep: int = MAX_OPEN
+) -> Backend:
+    """Return the backend of the model at ``path``, opened once per process (a stage run).
+
+    At most ``max(keep, MAX_OPEN)`` stay open; opening one more closes the least recently used.
+    """
     key = (str(path), settings, lora)
     if key in _open:
         _open.move_to_end(key)
@@ -39,7 +45,7 @@ def backend(path: str | Path, settings: BackendParams, *, lora: bool = False) ->
 
         opened = HFBackend.from_path(str(path), settings.batch_size)
     _open[key] = opened
-    while len(_open) > MAX_OPEN:
+    while len(_open) > max(keep, MAX_OPEN):
         _, old = _open.popitem(last=False)
         if hasattr(old, "close"):
             old.close()

@@ -1,0 +1,1 @@
+../dits/sql/toa_dpo.sql

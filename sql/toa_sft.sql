@@ -1,0 +1,1 @@
+../dits/sql/toa_sft.sql
