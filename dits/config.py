@@ -376,6 +376,21 @@ class BackendParams:
 
 
 @dataclass(frozen=True)
+class TrainLaunchParams:
+    """How the training stages (sft, dpo, toa_reward, toa_train) run: one process, or N under a launcher."""
+
+    launcher: str = param(
+        "local",
+        "local (this process), torchrun or accelerate (processes workers, one per GPU)",
+        choices=("local", "torchrun", "accelerate"),
+    )
+    processes: int = param(2, "processes under torchrun or accelerate (one per GPU)", min=1)
+    accelerate_config: str = param(
+        "", "accelerate config file (DDP, FSDP or DeepSpeed ZeRO-3: examples in configs/accelerate/)"
+    )
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = param(0, "derives every sub-seed", min=0)
     iterations: list[Iteration] = param(
@@ -396,6 +411,7 @@ class Params:
     dpo: DPOParams = param(DPOParams(), "DPO on the selected pairs")
     evaluate: EvaluateParams = param(EvaluateParams(), "evaluation")
     toa: TOAParams = param(TOAParams(), "TOA: multi-model search and its baselines (papers/toa.md)")
+    train: TrainLaunchParams = param(TrainLaunchParams(), "where the training stages run")
     backend: BackendParams = param(BackendParams(), "inference")
 
 
