@@ -32,6 +32,8 @@ def show(metrics_dir: str, data: str) -> None:
     """Print the test metrics of every iteration and model, the search counts, the cost and stage times."""
     metrics = sorted((_iteration(p), p) for p in Path(metrics_dir).glob("iter=*.json"))
     if not metrics:
+        if _print_toa(Path(metrics_dir)):  # only the TOA stages have run
+            return
         raise DitsError(f"{metrics_dir}: no metrics yet (run `dvc repro`)")
     print_table(
         ["iter", "task", "model", "score ± se", "n", "tokens/dialogue", "chance", "gain vs base (paired)"],
@@ -52,6 +54,7 @@ def show(metrics_dir: str, data: str) -> None:
     except duckdb.Error as exc:
         raise DitsError(f"{data}: a table of another shape: {str(exc).splitlines()[0]}") from None
     _print_writers(Path(data))
+    _print_toa(Path(metrics_dir))
     times = sorted(Path(metrics_dir, "stages").glob("*.json"))
     if times:
         stage_rows = [(p.stem, f"{_stage_seconds(p):.1f}") for p in times]
@@ -134,6 +137,37 @@ def views_of(con: duckdb.DuckDBPyConnection) -> set[str]:
 def no_tables(data: str, detail: str = "") -> DitsError:
     """Return the error for a tables directory that holds no table: nothing was run or pulled."""
     return DitsError(f"{data}: no tables yet; run `dvc repro` (or `dvc pull` from a DVC remote){detail}")
+
+
+def _print_toa(metrics: Path) -> bool:
+    """Print TOA's results, if its stages ran: each model's test score, then the budget curves."""
+    path = metrics / "toa" / "eval.json"
+    if path.exists():
+        rows = []
+        for task, models in _object(_read_json(path), path, "").items():
+            for model, entry in _object(models, path, task).items():
+                entry = _object(entry, path, f"{task}.{model}")
+                score = _number(entry, "score", path, f"{task}.{model}.")
+                se = entry.get("score_se")
+                diff = next((k for k in entry if k.startswith("diff_vs_") and not k.endswith("_se")), None)
+                paired = (
+                    f"{entry[diff]:+.3f} ± {entry[diff + '_se']:.3f}"
+                    if diff and entry[diff] is not None
+                    else ""
+                )
+                rows.append((task, model, f"{score:.3f} ± {se or 0:.3f}", entry.get("n"), paired))
+        print_table(
+            ["task", "model", "score ± se", "n", "paired diff vs toa-dpo"], rows, title="TOA: test scores"
+        )
+    curves = metrics / "toa" / "curves.csv"
+    if curves.exists():
+        import polars as pl
+
+        table = pl.read_csv(curves).select(
+            "task", "method", "n", "generations", "tokens", "best_reward", "best_score", "best_score_se"
+        )
+        print_table(table.columns, table.rows(), title="TOA: budget curves (per question)")
+    return path.exists() or curves.exists()
 
 
 def _print_writers(data: Path) -> None:

@@ -351,3 +351,21 @@ def test_show_names_the_backend_that_wrote_each_table(tmp_path, capsys, monkeypa
     out = capsys.readouterr().out
     assert "│ selected │ 0    │ vllm    │" in out
     assert "│ selected │ 1 " not in out  # a part written before stamping names no backend
+
+
+def test_show_prints_toa_results_when_only_the_toa_stages_ran(tmp_path, capsys):
+    toa = tmp_path / "metrics" / "toa"
+    toa.mkdir(parents=True)
+    entry = {"score": 0.5, "score_se": 0.05, "n": 100, "diff_vs_toa-dpo": -0.1, "diff_vs_toa-dpo_se": 0.04}
+    eval_json = {
+        "synthetic-debate": {"random-dpo": entry, "toa-dpo": {"score": 0.6, "score_se": 0.05, "n": 100}}
+    }
+    (toa / "eval.json").write_text(json.dumps(eval_json))
+    (toa / "curves.csv").write_text(
+        "method,task,n,questions,generations,tokens,best_reward,best_score,best_score_se,oracle_score,models\n"
+        "toa,synthetic-debate,2,64,6.0,480.5,1.2,0.7,0.05,0.8,3\n"
+    )
+    assert main(["show", "--metrics", str(tmp_path / "metrics"), "--data", str(tmp_path / "data")]) == 0
+    out = capsys.readouterr().out
+    assert "│ synthetic-debate │ random-dpo │ 0.500 ± 0.050 │ 100 │ -0.100 ± 0.040" in out
+    assert "│ synthetic-debate │ toa    │ 2 │ 6           │ 480.5" in out
