@@ -1,7 +1,8 @@
 """toa_reward: per task, TOA's reward model trained on the policies' answers ranked by the task metric.
 
 Under ``toa.reward: verifier`` the search scores with the task's metric instead, and this stage
-only records that. Each task's model is a unit of work.
+only records that. Each task's model is a unit of work, trained here or in several processes
+(``train.launcher``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dits.resume import Work
 from dits.stage import METRICS, TOA, base_model, clock, promote, setup, toa_models
 from dits.tasks import get_task
 from dits.toa.pipeline import reward_pairs
-from dits.train.reward_model import train_reward_model
+from dits.train.distributed import train
+from dits.train.fit import Fit
 
 
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:
@@ -35,15 +37,16 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
         )
         work = Work("toa_reward", 0, read, [base_model(params), *toa_models(params)])
 
-        def train(name: str, out):
-            pairs, counts = reward_pairs(params, get_task(name, params.seed, params.task))
-            report = train_reward_model(
-                base_model(params), pairs, out, learning_rate=rm.learning_rate, epochs=rm.epochs,
-                batch_size=rm.batch_size, max_length=rm.max_length, held_out=rm.held_out, seed=params.seed,
-            )  # fmt: skip
-            return {**counts, **report}
+        settings = {
+            f: getattr(rm, f) for f in ("learning_rate", "epochs", "batch_size", "max_length", "held_out")
+        }
 
-        done = {t: work.model(t, lambda out, t=t: train(t, out)) for t in params.task.names}
+        def reward_model(name: str, out):
+            pairs, counts = reward_pairs(params, get_task(name, params.seed, params.task))
+            unit = Fit.of(params, "reward", base_model(params), pairs, settings, out, f"toa_reward {name}")
+            return {**counts, **train(params.train, unit)}
+
+        done = {t: work.model(t, lambda out, t=t: reward_model(t, out)) for t in params.task.names}
         promote({t: path for t, (path, _) in done.items()}, TOA / "reward")
         write_json(METRICS / "toa" / "reward.json", {t: report for t, (_, report) in done.items()})
         work.finish()

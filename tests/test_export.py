@@ -6,7 +6,6 @@ import copy
 import dataclasses
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import polars as pl
 import pyarrow as pa
@@ -225,14 +224,9 @@ def test_dpo_export_from_a_tasks_table_without_source_id_leaves_the_column_out()
 
 def test_export_rows_are_what_the_sft_and_dpo_stages_train_on(data, monkeypatch):
     trained: dict[str, list] = {}
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(BASE)  # the recipe measures its rows with it
-    model = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=512))
-    monkeypatch.setattr(recipes, "load_model", lambda path: (model, tokenizer))
-    monkeypatch.setattr(recipes, "save_model", lambda model, tokenizer, out: None)
-    monkeypatch.setattr(recipes, "train_sft", lambda model, tok, chats, *a, **kw: trained.update(sft=chats))
-    monkeypatch.setattr(recipes, "train_dpo", lambda model, tok, rows, *a, **kw: trained.update(dpo=rows))
+    monkeypatch.setattr(
+        recipes, "train", lambda launch, fit: trained.update({fit.trainer: fit.rows}) or {"loss": []}
+    )
     tasks, dialogues = read_table(data, "tasks", 0), read_table(data, "dialogues", 0)
     pairs = read_table(data, "pairs", 0).join(read_table(data, "selected", 0).select("pair_id"), on="pair_id")
     recipes.sft_task(PARAMS, 0, TASK, dialogues, tasks, Path("unused"))

@@ -10,20 +10,18 @@ rank r) pairs. The target starts from the base model; SFT and DPO use the pipeli
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import polars as pl
 
-from dits.backends.hf import load_model
 from dits.config import Params
 from dits.errors import DitsError
 from dits.progress import log
-from dits.stage import save_model
 from dits.tasks.base import Example, Family
 from dits.toa.prompts import answer_chat
-from dits.train.dpo import train_dpo
-from dits.train.limits import length_limit
-from dits.train.sft import train_sft
+from dits.train.distributed import train
+from dits.train.fit import Fit
 
 
 def train_target(
@@ -42,17 +40,14 @@ def train_target(
     """
     if sft.height == 0:
         raise DitsError(f"toa_train: {label}: no SFT rows (the method produced no response)")
-    model, tokenizer = load_model(base)
     chats = [
         [*answer_chat(examples[row["example_id"]], family), {"role": "assistant", "content": row["response"]}]
         for row in sft.iter_rows(named=True)
     ]
-    sft_params = dataclasses.replace(
-        params.sft, max_length=length_limit(params.sft.max_length, model, tokenizer)
+    settings = dataclasses.asdict(params.sft)
+    sft_log = train(
+        params.train, Fit.of(params, "sft", base, chats, settings, out / "sft", f"toa_train {label}")
     )
-    sft_log: list[dict] = []
-    train_sft(model, tokenizer, chats, sft_params, seed=params.seed, warmup_ratio=0.1, log=sft_log)
-    save_model(model, tokenizer, out / "sft")
     rows = [
         {
             "prompt": answer_chat(examples[row["example_id"]], family),
@@ -61,18 +56,18 @@ def train_target(
         }
         for row in dpo.iter_rows(named=True)
     ]
-    dpo_log: list[dict] = []
-    if rows:
-        dpo_params = dataclasses.replace(
-            params.dpo, max_length=length_limit(params.dpo.max_length, model, tokenizer)
-        )
-        train_dpo(model, tokenizer, rows, dpo_params, params.seed, dpo_log)
-    save_model(model, tokenizer, out / "dpo")
+    dpo_log: dict = {"loss": []}
+    if rows:  # DPO continues from the saved SFT model: a sharded trainer leaves its model in shards
+        settings = dataclasses.asdict(params.dpo)
+        unit = Fit.of(params, "dpo", out / "sft", rows, settings, out / "dpo", f"toa_train {label}")
+        dpo_log = train(params.train, unit)
+    else:
+        shutil.copytree(out / "sft", out / "dpo")
     report = {
         "sft_rows": len(chats),
         "dpo_pairs": len(rows),
-        "sft_loss": [round(r["loss"], 4) for r in sft_log],
-        "dpo_loss": [round(r["loss"], 4) for r in dpo_log],
+        "sft_loss": [round(r["loss"], 4) for r in sft_log["loss"]],
+        "dpo_loss": [round(r["loss"], 4) for r in dpo_log["loss"]],
     }
     log(f"toa_train {label}: {len(chats)} SFT rows, {len(rows)} DPO pairs")
     return report

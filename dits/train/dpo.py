@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import copy
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+
+from dits.train.world import per_device, save_trained
 
 if TYPE_CHECKING:
     from dits.config import DPOParams
@@ -29,11 +32,20 @@ def pair_rows(pairs) -> list[dict]:
     ]
 
 
-def train_dpo(model, tokenizer, rows: list[dict], dpo: DPOParams, seed: int, log: list[dict] | None = None):
-    """Train ``model`` in place with DPO on ``rows`` and return it in eval mode.
+def train_dpo(
+    model,
+    tokenizer,
+    rows: list[dict],
+    dpo: DPOParams,
+    seed: int,
+    log: list[dict] | None = None,
+    out: Path | None = None,
+):
+    """Train ``model`` in place with DPO on ``rows`` and return it in eval mode; save it to ``out`` if given.
 
     ``dpo`` is the params section (β, learning rate, epochs, batch size, token limit); ``seed``
-    seeds the trainer and its data order.
+    seeds the trainer and its data order, the same in every process of a multi-process run, where
+    each takes its share of ``dpo.batch_size`` pairs per step and only ``out`` saves the model whole.
     """
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
@@ -44,7 +56,7 @@ def train_dpo(model, tokenizer, rows: list[dict], dpo: DPOParams, seed: int, log
             beta=dpo.beta,
             learning_rate=dpo.learning_rate,
             num_train_epochs=dpo.epochs,
-            per_device_train_batch_size=dpo.batch_size,
+            per_device_train_batch_size=per_device(dpo.batch_size, "dpo.batch_size"),
             max_length=dpo.max_length,
             lr_scheduler_type="cosine",
             warmup_steps=0.1,
@@ -69,4 +81,6 @@ def train_dpo(model, tokenizer, rows: list[dict], dpo: DPOParams, seed: int, log
         trainer.train()
         if log is not None:
             log.extend(r for r in trainer.state.log_history if "loss" in r)
+        if out is not None:
+            save_trained(trainer, out)
     return model.eval()

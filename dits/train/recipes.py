@@ -1,28 +1,29 @@
 """The pipeline's training of one task per iteration: which data, from which model (papers/dits.md §5).
 
 SFT(k) restarts from the base model on the best dialogues of iteration k; DPO(k) continues from
-SFT(k) on the selected pairs. Each saves its model to a given directory and returns the stage's
-report, so the stage can keep finished tasks as units of work.
+SFT(k) on the selected pairs. Each recipe builds the rows here and trains them as one ``Fit``, in
+this process or in several (``dits.train.distributed``), which saves the model to a given
+directory; the recipe returns the stage's report, so the stage can keep finished tasks as units.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import polars as pl
 
-from dits.backends.hf import load_model
 from dits.config import Params
 from dits.dialogue import AGENTS
 from dits.errors import DitsError
 from dits.progress import log
 from dits.sample import dialogue_from_row, select_for_sft
-from dits.stage import base_model, save_model, sft_model
+from dits.stage import base_model, sft_model
 from dits.tasks import get_task
-from dits.train.dpo import pair_rows, train_dpo
-from dits.train.limits import length_limit
-from dits.train.sft import train_sft
+from dits.train.distributed import train
+from dits.train.dpo import pair_rows
+from dits.train.fit import Fit
 
 
 def sft_task(
@@ -43,23 +44,15 @@ def sft_task(
         )
     played = [dialogue_from_row(row, tasks, task) for row in kept.iter_rows(named=True)]
     chats = [d.view(a) for d in played for a in AGENTS if any(m["agent"] == a for m in d.messages)]
-    model, tokenizer = load_model(base_model(params))
-    sft = dataclasses.replace(params.sft, max_length=length_limit(params.sft.max_length, model, tokenizer))
-    rendered = tokenizer.apply_chat_template(chats, tokenize=False)
-    shortest = min(len(ids) for ids in tokenizer(rendered, add_special_tokens=False)["input_ids"])
-    if shortest > sft.max_length:  # TRL would cut every row's own turns off and train on none
-        raise DitsError(
-            f"sft.max_length = {params.sft.max_length}: all {len(chats)} {name} rows are longer than the "
-            f"{sft.max_length} tokens the model takes (the shortest has {shortest}); raise it"
-        )
-    losses: list[dict] = []
-    train_sft(model, tokenizer, chats, sft, seed=params.seed, warmup_ratio=0.1, log=losses)
-    save_model(model, tokenizer, out)
+    settings = dataclasses.asdict(params.sft)
+    losses = train(
+        params.train, Fit.of(params, "sft", base_model(params), chats, settings, out, f"sft@{k} {name}")
+    )
     report = {
         "dialogues": kept.height,
         "rows": len(chats),
         "mean_reward": round(float(kept["reward"].mean()), 4),
-        "loss": [round(r["loss"], 4) for r in losses],
+        "loss": [round(r["loss"], 4) for r in losses["loss"]],
     }
     log(f"sft@{k} {name}: {kept.height} dialogues, loss {report['loss']}")
     return report
@@ -68,18 +61,17 @@ def sft_task(
 def dpo_task(params: Params, k: int, name: str, pairs: pl.DataFrame, out: Path) -> dict:
     """Train DPO(k) of task ``name`` from SFT(k) on its selected ``pairs``; save it to ``out``.
 
-    With no selected pair DPO(k) is SFT(k) unchanged. Returns the stage's report: pairs and losses.
+    With no selected pair DPO(k) is SFT(k), copied. Returns the stage's report: pairs and losses.
     """
     rows = pair_rows(pairs.filter(pl.col("task") == name).sort("pair_id"))
-    model, tokenizer = load_model(sft_model(k, name))
     losses: list[dict] = []
     if rows:
-        limit = length_limit(params.dpo.max_length, model, tokenizer)
-        dpo = dataclasses.replace(params.dpo, max_length=limit)
-        train_dpo(model, tokenizer, rows, dpo, params.seed, losses)
+        settings = dataclasses.asdict(params.dpo)
+        unit = Fit.of(params, "dpo", sft_model(k, name), rows, settings, out, f"dpo@{k} {name}")
+        losses = train(params.train, unit)["loss"]
     else:
         log(f"dpo@{k} {name}: no selected pairs, DPO({k}) = SFT({k})")
-    save_model(model, tokenizer, out)
+        shutil.copytree(sft_model(k, name), out)
     report = {"pairs": len(rows), "loss": [round(r["loss"], 4) for r in losses]}
     log(f"dpo@{k} {name}: {len(rows)} pairs, loss {report['loss']}")
     return report

@@ -25,8 +25,8 @@ from dits.backends.render import load_tokenizer, model_files
 from dits.errors import DitsError
 from dits.progress import log
 from dits.seeds import content_id
-from dits.stage import save_model
 from dits.train.limits import length_limit
+from dits.train.world import per_device, save_trained
 
 FIELDS = {"prompt": list, "chosen": str, "rejected": str}
 
@@ -163,7 +163,9 @@ def train_reward_model(
     Pairs are dicts with ``prompt`` (a chat), ``chosen`` and ``rejected`` (assistant messages).
     RewardTrainer drops rows over the token limit; both splits drop them here first, so the
     counts report what was trained and measured. Returns the loss curve, the train pair accuracy,
-    and the held-out pair accuracy with its binomial standard error and n.
+    and the held-out pair accuracy with its binomial standard error and n. The accuracies are
+    measured on the saved model, so a sharded run (``dits.train.world``) scores what it wrote; in
+    several processes only the main one measures and reports, the others return an empty dict.
     """
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
@@ -197,7 +199,7 @@ def train_reward_model(
             output_dir=tmp,
             learning_rate=learning_rate,
             num_train_epochs=epochs,
-            per_device_train_batch_size=batch_size,
+            per_device_train_batch_size=per_device(batch_size, "toa.reward_model.batch_size"),
             max_length=limit,
             lr_scheduler_type="cosine",
             warmup_steps=0.1,
@@ -220,9 +222,11 @@ def train_reward_model(
         )
         trainer.train()
         loss = [round(r["loss"], 4) for r in trainer.state.log_history if "loss" in r]
-    model.eval()
+        save_trained(trainer, out)
+        if not trainer.args.should_save:
+            return {}
+    scorer = RewardScorer.from_path(out, batch_size)
     train_hits, held_hits = scorer.pair_accuracy(train), scorer.pair_accuracy(held)
-    save_model(model, tokenizer, out)
     accuracy = sum(held_hits) / len(held_hits) if held_hits else None
     se = None if accuracy is None else math.sqrt(accuracy * (1 - accuracy) / len(held_hits))
     metrics = {

@@ -7,11 +7,13 @@ partner's are ``user`` turns, so ``assistant_only_loss`` is the paper's per-agen
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from dits.backends.base import Chat
+from dits.train.world import per_device, save_trained
 
 if TYPE_CHECKING:
     from dits.config import SFTParams
@@ -29,13 +31,16 @@ def train_sft(
     logging_steps: int = 25,
     log: list[dict] | None = None,
     callbacks=(),
+    out: Path | None = None,
 ):
-    """Train ``model`` in place on ``chats`` and return it in eval mode.
+    """Train ``model`` in place on ``chats`` and return it in eval mode; save it to ``out`` if given.
 
     ``sft`` gives the learning rate, epochs, batch size and token limit (the ``sft`` params
     section; the bootstrap stage builds one from its own values). ``max_steps`` > 0 stops
     before the epochs are done, as the bootstrap's step count does. ``log`` receives the
-    trainer's loss records, for the stage's metrics.
+    trainer's loss records, for the stage's metrics. In several processes (``dits.train.world``)
+    each takes its share of ``sft.batch_size`` rows per step, and the model must be saved through
+    ``out``: only the trainer can gather a sharded model.
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -46,7 +51,7 @@ def train_sft(
             learning_rate=sft.learning_rate,
             num_train_epochs=sft.epochs,
             max_steps=max_steps,
-            per_device_train_batch_size=sft.batch_size,
+            per_device_train_batch_size=per_device(sft.batch_size, "sft.batch_size"),
             max_length=sft.max_length,
             warmup_steps=warmup_ratio,  # a float < 1 is a ratio in transformers 5
             lr_scheduler_type="cosine",
@@ -72,4 +77,6 @@ def train_sft(
         trainer.train()
         if log is not None:
             log.extend(r for r in trainer.state.log_history if "loss" in r)
+        if out is not None:
+            save_trained(trainer, out)
     return model.eval()
