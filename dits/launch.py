@@ -92,9 +92,11 @@ def _on_ray(work: Work, params: Params, todo: list[tuple[str, str, Callable[[], 
         return
     settings = params.backend.ray
     ray = _connect(settings)
-    task = ray.remote(_unit).options(
+    # Resources go to ray.remote, not .options: only then does a GPU task's worker exit after it
+    # (Ray's max_calls=1 for GPU tasks), which frees what a vLLM engine holds on the GPU.
+    task = ray.remote(
         num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, max_retries=settings.max_retries
-    )
+    )(_unit)
     root = str(Path.cwd())
     refs = {task.remote(root, work, kind, name, compute, params): name for kind, name, compute in pending}
     resources = ray.cluster_resources()
