@@ -143,8 +143,12 @@ def _print_toa(metrics: Path) -> bool:
     """Print TOA's results, if its stages ran: each model's test score, then the budget curves."""
     path = metrics / "toa" / "eval.json"
     if path.exists():
+        results = _object(_read_json(path), path, "")
+        if "skipped" in results:
+            print(results["skipped"])
+            return True
         rows = []
-        for task, models in _object(_read_json(path), path, "").items():
+        for task, models in results.items():
             for model, entry in _object(models, path, task).items():
                 entry = _object(entry, path, f"{task}.{model}")
                 score = _number(entry, "score", path, f"{task}.{model}.")

@@ -13,14 +13,18 @@ from dits.atomic import write_json
 from dits.config import Params
 from dits.resume import Work
 from dits.stage import DATA, METRICS, TOA, base_model, clock, setup, toa_models, toa_target
-from dits.store import part_path, write_part
+from dits.store import SCHEMAS, part_path, write_part
 from dits.tasks import get_task
-from dits.toa.pipeline import evaluate_models, model_names, summary
+from dits.toa.pipeline import evaluate_models, model_names, skipped, summary
 
 
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:
     setup(params)
     with clock("toa_evaluate"):
+        if reason := skipped(params):
+            write_part(part_path(DATA, "toa_eval", 0), "toa_eval", SCHEMAS["toa_eval"].empty_table())
+            write_json(METRICS / "toa" / "eval.json", {"skipped": reason})
+            return
         names = model_names(params)
         read = (params.seed, params.model, params.task, params.toa, params.backend.name)
         work = Work("toa_evaluate", 0, read, [base_model(params), TOA])

@@ -12,15 +12,23 @@ import os
 
 from dits.atomic import atomic_path, write_json
 from dits.config import Params
+from dits.progress import log
 from dits.resume import Work
 from dits.stage import METRICS, TOA, base_model, clock, setup, toa_models
 from dits.tasks import get_task
+from dits.toa.pipeline import skipped
 from dits.toa.policies import policy_scores, train_policies
 
 
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:
     setup(params)
     with clock("toa_policies"):
+        if reason := skipped(params):
+            log(reason)
+            with atomic_path(TOA / "policies") as out:
+                out.mkdir()
+            write_json(METRICS / "toa" / "policies.json", {"skipped": reason})
+            return
         read = (params.seed, params.model, params.task.names, params.toa.models, params.toa.policies)
         work = Work("toa_policies", 0, read, [base_model(params)])
         with atomic_path(TOA / "policies") as out:

@@ -16,6 +16,7 @@ from dits.toa.pipeline import curves
 
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:
     with clock("toa_report"):
+        (METRICS / "toa" / "plots").mkdir(parents=True, exist_ok=True)  # empty when TOA was skipped
         table = curves(read_table(DATA, "toa", 0), len(toa_models(params)))
         with atomic_path(METRICS / "toa" / "curves.csv") as tmp:
             table.write_csv(tmp, float_precision=4)

@@ -12,7 +12,7 @@ from dits.config import Params
 from dits.resume import Work
 from dits.stage import METRICS, TOA, base_model, clock, promote, setup, toa_models
 from dits.tasks import get_task
-from dits.toa.pipeline import reward_pairs
+from dits.toa.pipeline import reward_pairs, skipped
 from dits.train.distributed import train
 from dits.train.fit import Fit
 
@@ -20,10 +20,13 @@ from dits.train.fit import Fit
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:
     setup(params)
     with clock("toa_reward"):
-        if params.toa.reward == "verifier":
+        reason = skipped(params)
+        if reason or params.toa.reward == "verifier":
             with atomic_path(TOA / "reward") as out:
                 out.mkdir()
-            write_json(METRICS / "toa" / "reward.json", {"reward": "verifier"})
+            write_json(
+                METRICS / "toa" / "reward.json", {"skipped": reason} if reason else {"reward": "verifier"}
+            )
             return
         rm = params.toa.reward_model
         read = (

@@ -13,9 +13,9 @@ from dits.config import Params
 from dits.resume import Work
 from dits.shard import parts_of, shard_of
 from dits.stage import DATA, TOA, base_model, clock, setup, toa_models
-from dits.store import part_path, write_part
+from dits.store import SCHEMAS, part_path, write_part
 from dits.tasks import get_task
-from dits.toa.pipeline import questions, search_unit
+from dits.toa.pipeline import questions, search_unit, skipped
 
 SHARDED = True
 
@@ -24,6 +24,9 @@ def main(params: Params, k: int, shard: tuple[int, int]) -> None:
     setup(params)
     with clock("toa_search"):
         p = params
+        if skipped(p):
+            write_part(part_path(DATA, "toa", 0, shard[0]), "toa", SCHEMAS["toa"].empty_table())
+            return
         pools = {t: questions(p, get_task(t, p.seed, p.task)) for t in p.task.names}
         smallest = min(len(pool) for pool in pools.values())
         parts = parts_of(shard, p.toa.shards, smallest, "TOA questions", "toa.shards")

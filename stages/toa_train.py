@@ -14,7 +14,7 @@ from dits.resume import Work
 from dits.stage import DATA, METRICS, TOA, base_model, clock, setup, toa_models
 from dits.store import read_table
 from dits.tasks import get_task
-from dits.toa.pipeline import questions
+from dits.toa.pipeline import questions, skipped
 from dits.toa.select import dpo_set, reject_rank, sft_set
 from dits.toa.train import train_target
 
@@ -22,6 +22,11 @@ from dits.toa.train import train_target
 def main(params: Params, k: int, shard: tuple[int, int]) -> None:
     setup(params)
     with clock("toa_train"):
+        if reason := skipped(params):
+            with atomic_path(TOA / "target") as out:
+                out.mkdir()
+            write_json(METRICS / "toa" / "train.json", {"skipped": reason})
+            return
         toa = read_table(DATA, "toa", 0).drop("iter")
         n = max(params.toa.budgets)
         rank = reject_rank(params.toa, len(toa_models(params)) * n)

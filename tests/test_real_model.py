@@ -107,3 +107,11 @@ def test_every_row_traces_back_to_its_dataset_record(repro: Path) -> None:
     out = _run(["dits", "sql", query, "--format", "csv"], repro)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[1:] == [f"Train_{i}" for i in range(6)]
+
+
+@pytest.mark.slow
+def test_toa_stages_say_why_they_skip_dataset_tasks_without_toa_models(repro: Path) -> None:
+    reason = json.loads((repro / "metrics" / "toa" / "eval.json").read_text())["skipped"]
+    assert reason.startswith("TOA skipped: toa.models is empty and cbt, arc are dataset tasks")
+    shown = _run(["dits", "show"], repro)
+    assert shown.returncode == 0 and reason in shown.stdout

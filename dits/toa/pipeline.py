@@ -22,10 +22,29 @@ from dits.errors import DitsError
 from dits.evaluate import mean_se
 from dits.seeds import derive_seed
 from dits.stage import toa_models, toa_reward_model
-from dits.tasks import get_task
+from dits.tasks import dataset_tasks, get_task
 from dits.tasks.base import Example, Task
 from dits.toa.prompts import answer_chat, answer_of
 from dits.toa.run import Generator, method_rows, reward_model, run_method, verifier
+
+
+def skipped(params: Params) -> str | None:
+    """Why the TOA stages have nothing to do, or None: no ``toa.models`` and a dataset task.
+
+    The embedded policies are scripted for the embedded tasks only; on a dataset task TOA needs the
+    user's K checkpoints. Rather than stop a ``dvc repro`` that is about DITS, every TOA stage then
+    writes empty outputs and says why (``dits show`` prints it).
+    """
+    if params.toa.models:
+        return None
+    dataset = [name for name in params.task.names if name in dataset_tasks()]
+    if not dataset:
+        return None
+    return (
+        f"TOA skipped: toa.models is empty and {', '.join(dataset)} "
+        f"{'is a dataset task' if len(dataset) == 1 else 'are dataset tasks'}, which the embedded "
+        "policies cannot answer; list K checkpoints in toa.models to run it"
+    )
 
 
 def questions(params: Params, task: Task) -> list[Example]:
