@@ -177,3 +177,20 @@ def test_policy_scores_take_one_generate_call_per_model_and_the_oracle_per_quest
     assert exchange["oracle"] == 1.0
     assert exchange["kinds"]["founder"] == {"n": founders, "policies": [1.0, 0.0], "oracle": 1.0}
     assert [m.calls for m in models.values()] == [1, 1]
+
+
+class _Copier:
+    """A backend that repeats the earlier answer a refinement shows it."""
+
+    def generate(self, chats, sampling, seeds, adapters=None):
+        content = [chat[-1]["content"] for chat in chats]
+        return [Generation(c.split("Earlier answer: ")[1].split(" Fix it")[0], 1, "stop") for c in content]
+
+
+def test_refine_scores_count_a_copier_as_keeping_right_answers_and_fixing_none(monkeypatch):
+    monkeypatch.setattr(policies, "backend", lambda path, settings: _Copier())
+    report = policies.refine_scores(["copier"], [EXCHANGE, DEBATE], 10, Params().backend)
+    assert report["synthetic-exchange"][0]["fixed"] == 0.0 and report["synthetic-exchange"][0]["kept"] == 1.0
+    debate = report["synthetic-debate"][0]
+    assert debate["fixed"] == 0.0 and debate["kept"] == 1.0
+    assert set(debate["fixed_by_kind"]) <= {"add", "sub"}

@@ -119,16 +119,14 @@ def policy_scores(
     kind (``dits.toa.scripts.question_kind``), where the habits differ.
     """
     rows = [(task, example) for task in tasks for example in task.examples("val", 0, n)]
-    chats = [answer_chat(ex, task.family) for task, ex in rows for _ in range(samples)]
-    seeds = [derive_seed(seed, ex.example_id, s) for _, ex in rows for s in range(samples)]
-    scores = []  # scores[policy][row]
+    drawn = [(task, ex, s) for task, ex in rows for s in range(samples)]
+    chats = [answer_chat(ex, task.family) for task, ex, _ in drawn]
+    seeds = [derive_seed(seed, ex.example_id, s) for _, ex, s in drawn]
+    scores = []  # scores[policy][row]: the row's mean over its samples
     for path in dirs:
         texts = _texts(path, settings, chats, sampling, seeds)
-        per_sample = [
-            task.score(answer_of(text, ex) or "", ex)
-            for (task, ex), text in zip([row for row in rows for _ in range(samples)], texts, strict=True)
-        ]
-        scores.append([_mean(per_sample[r * samples : (r + 1) * samples]) for r in range(len(rows))])
+        per = [task.score(answer_of(t, ex) or "", ex) for (task, ex, _), t in zip(drawn, texts, strict=True)]
+        scores.append([_mean(per[r * samples : (r + 1) * samples]) for r in range(len(rows))])
     return {task.name: _task_report(task, rows, scores, n) for task in tasks}
 
 
@@ -180,18 +178,15 @@ def refine_scores(
     report: dict[str, list[dict]] = {task.name: [] for task in tasks}
     for path in dirs:
         texts = _texts(path, settings, chats, sampling, seeds)
-        per: dict[str, dict[str, list[float]]] = {task.name: {} for task in tasks}
+        groups: dict[str, dict[str, list[float]]] = {task.name: {} for task in tasks}  # "kept": right earlier
         for (task, ex, _, kind), text in zip(rows, texts, strict=True):
             score = task.score(answer_of(text, ex) or "", ex)
-            per[task.name].setdefault("kept" if kind is None else kind, []).append(score)
+            groups[task.name].setdefault(kind or "kept", []).append(score)
         for task in tasks:
-            by_kind = {k: round(_mean(v), 4) for k, v in sorted(per[task.name].items()) if k != "kept"}
-            fixed = [s for k, v in per[task.name].items() if k != "kept" for s in v]
+            kept = groups[task.name].pop("kept")
+            fixed = [score for scores in groups[task.name].values() for score in scores]
+            by_kind = {kind: round(_mean(scores), 4) for kind, scores in sorted(groups[task.name].items())}
             report[task.name].append(
-                {
-                    "fixed": round(_mean(fixed), 4),
-                    "kept": round(_mean(per[task.name]["kept"]), 4),
-                    "fixed_by_kind": by_kind,
-                }
+                {"fixed": round(_mean(fixed), 4), "kept": round(_mean(kept), 4), "fixed_by_kind": by_kind}
             )
     return report
