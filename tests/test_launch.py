@@ -40,12 +40,14 @@ CHAIN = [
         ["run", stage, "--iter", "0"]
         for stage in ("sample", "sft", "search", "influence", "select", "dpo", "evaluate")
     ),
+    *(["run", stage] for stage in ("toa_policies", "toa_reward", "toa_search")),
 ]
 OUTPUTS = {
     "sample": ("dialogues",),
     "search": ("nodes", "pairs"),
     "influence": ("influence",),
     "evaluate": ("eval",),
+    "toa_search": ("toa",),
 }
 KEYS = {
     "dialogues": ["dialogue_id"],
@@ -53,6 +55,7 @@ KEYS = {
     "pairs": ["pair_id"],
     "influence": ["pair_id", "estimator"],
     "eval": ["model", "example_id"],
+    "toa": ["method", "n", "example_id", "t"],
 }
 
 
@@ -77,12 +80,13 @@ def _on_ray(repo: Path, stage: str, n: int, **ray_settings) -> int:
     params = tiny_params()
     params["backend"]["launcher"] = "ray"
     params["backend"]["ray"].update(ray_settings)
-    params["search"]["shards"] = params["influence"]["shards"] = n
+    params["search"]["shards"] = params["influence"]["shards"] = params["toa"]["shards"] = n
     (repo / "ray.yaml").write_text(yaml.safe_dump(params))
     for table in OUTPUTS[stage]:  # as DVC does before it reruns a stage
         shutil.rmtree(repo / "data" / table / "iter=0")
     shards = [f"{i}/{n}" for i in range(n)] if stage in ("sample", "evaluate") else ["0/1"]
-    codes = [_dits(repo, "run", stage, "--iter", "0", "--shard", s, "--params", "ray.yaml") for s in shards]
+    at = [] if stage.startswith("toa") else ["--iter", "0"]
+    codes = [_dits(repo, "run", stage, *at, "--shard", s, "--params", "ray.yaml") for s in shards]
     return max(codes)
 
 

@@ -26,6 +26,7 @@ from dits.backends.base import Backend, Sampling
 from dits.backends.render import prompt_ids
 from dits.config import TOAParams
 from dits.errors import DitsError
+from dits.schemas import SCHEMAS
 from dits.search import baselines
 from dits.search.toa import Play, Request, toa_search
 from dits.seeds import derive_seed
@@ -175,4 +176,4 @@ def method_rows(
                     "seconds": cost.seconds,
                 }
             )
-    return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema=pl.from_arrow(SCHEMAS["toa"].empty_table()).schema)
