@@ -43,6 +43,12 @@ EPILOG_EXPERIMENT = """examples:
   dits experiment label_noise --seeds 3         AUC of each estimator at finding swapped pairs
   dits experiment q_relation                    r(influence, Q) over the pipeline's tables
   dits experiment selection --iteration 0       DPO(0) by influence (γ 0, 1) vs q vs random
+  dits experiment replicate --params profiles/study.yaml --seeds 5 --optima-rollouts 6
+                                                the whole loop per ranking and seed, paired vs q
+
+replicate runs each condition's iterated pipeline in data/experiments/replicate[-TAG]/runs/
+(resumable: a rerun skips finished stages) and writes results.parquet, summary.parquet (95 %
+intervals over seeds) and scores.csv (`dvc plots show data/experiments/replicate/scores.csv`).
 
 Results go to data/experiments/NAME/results.parquet, settings as columns. Query them with
   dits sql "SELECT * FROM 'data/experiments/label_noise/results.parquet'"
@@ -157,6 +163,8 @@ def cmd_diff(args: argparse.Namespace) -> None:
 
 
 def cmd_experiment(args: argparse.Namespace) -> None:
+    if args.name == "replicate":
+        return cmd_replicate(args)
     from dits.config import load_params
     from dits.influence.experiments import Profile, run_experiment
     from dits.stage import setup
@@ -165,7 +173,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     setup(params)
     profile = Profile(
         pairs=args.pairs,
-        seeds=tuple(range(args.seeds)),
+        seeds=tuple(range(args.seeds or 3)),
         group_sizes=tuple(args.group_sizes),
         decodings=tuple(args.decodings),
         val_episodes=args.val,
@@ -180,6 +188,30 @@ def cmd_experiment(args: argparse.Namespace) -> None:
 
     frame = pl.read_parquet(out)
     print_table(frame.columns, frame.rows(), title=f"{args.name} → {out}")
+
+
+def cmd_replicate(args: argparse.Namespace) -> None:
+    import polars as pl
+
+    from dits import replicate
+    from dits.show import print_table
+
+    conditions = replicate.RANKINGS + (
+        (replicate.optima(args.optima_rollouts),) if args.optima_rollouts else ()
+    )
+    name = f"replicate-{args.tag}" if args.tag else "replicate"
+    study = replicate.Study(
+        Path(args.params),
+        tuple(range(args.seeds or 5)),
+        conditions,
+        Path(args.data) / "experiments" / name,
+        args.jobs,
+    )
+    if not args.summary_only:
+        study.run()
+    paths = replicate.write_results(study)
+    summary = pl.read_parquet(paths["summary"]).filter(pl.col("model") == "dpo")
+    print_table(summary.columns, summary.rows(), title=f"replicate → {paths['summary']}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -283,9 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_EXPERIMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    experiment.add_argument("name", choices=("direction", "label_noise", "q_relation", "selection"))
+    experiment.add_argument(
+        "name", choices=("direction", "label_noise", "q_relation", "selection", "replicate")
+    )
     experiment.add_argument("--pairs", type=int, default=100, help="pairs per task (default 100)")
-    experiment.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    experiment.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 3; replicate 5)")
     experiment.add_argument("--group-sizes", type=int, nargs="+", default=[1, 5], help="default 1 5")
     experiment.add_argument(
         "--decodings", nargs="+", choices=("greedy", "crn"), default=["greedy", "crn"], help="default both"
@@ -303,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--tag", help="write to data/experiments/NAME-TAG/ (keeps runs of other settings)"
     )
     experiment.add_argument("--data", default="data", help="tables directory (default data)")
+    experiment.add_argument(
+        "--optima-rollouts", type=int, default=0, help="replicate: add Optima at R rollouts (default 0: none)"
+    )
+    experiment.add_argument("--jobs", type=int, default=1, help="replicate: chains run at once (default 1)")
+    experiment.add_argument(
+        "--summary-only", action="store_true", help="replicate: only re-read the finished runs"
+    )
     experiment.set_defaults(func=cmd_experiment)
 
     export = sub.add_parser(
