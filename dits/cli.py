@@ -180,6 +180,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         crn_seeds=args.crn_seeds,
         step_lrs=tuple(args.step_lrs),
         iteration=args.iteration,
+        source=args.source,
     )
     out = run_experiment(args.name, params, profile, Path(args.data), args.tag)
     import polars as pl
@@ -196,7 +197,8 @@ def cmd_replicate(args: argparse.Namespace) -> None:
     from dits import replicate
     from dits.show import print_table
 
-    conditions = replicate.RANKINGS + (
+    chosen = args.conditions or [c.slug for c in replicate.RANKINGS]
+    conditions = tuple(c for c in replicate.RANKINGS if c.slug in chosen) + (
         (replicate.optima(args.optima_rollouts),) if args.optima_rollouts else ()
     )
     name = f"replicate-{args.tag}" if args.tag else "replicate"
@@ -332,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument(
         "--iteration", type=int, default=0, help="whose SFT model and samples (default 0)"
     )
+    experiment.add_argument(
+        "--source",
+        choices=("pool", "pipeline"),
+        default="pool",
+        help="label_noise, direction: first-turn pairs of the samples (default) or the search's pairs",
+    )
     experiment.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     experiment.add_argument(
         "--tag", help="write to data/experiments/NAME-TAG/ (keeps runs of other settings)"
@@ -339,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--data", default="data", help="tables directory (default data)")
     experiment.add_argument(
         "--optima-rollouts", type=int, default=0, help="replicate: add Optima at R rollouts (default 0: none)"
+    )
+    experiment.add_argument(
+        "--conditions",
+        nargs="+",
+        choices=("influence-g0", "influence-g1", "q", "random", "all"),
+        help="replicate: the rankings run (default all five; q is the reference of the differences)",
     )
     experiment.add_argument("--jobs", type=int, default=1, help="replicate: chains run at once (default 1)")
     experiment.add_argument(

@@ -214,3 +214,13 @@ def test_the_paper_profile_loads_with_the_papers_values():
     assert (task.sft_examples, task.search_examples, task.val_examples) == (10000, 12000, 20)
     assert (profile.influence.r, profile.influence.group_size, profile.influence.step_lr) == (32, 5, 5e-5)
     assert (profile.dpo.learning_rate, profile.dpo.beta, profile.reward.token_floor) == (5e-7, 0.1, 40)
+
+
+def test_the_study_profile_differs_from_the_default_only_where_its_header_says():
+    study = load_params(Path(__file__).resolve().parents[1] / "profiles" / "study.yaml")
+    default = Params()
+    assert (study.task.sft_examples, study.task.search_examples, study.task.val_examples) == (96, 260, 40)
+    assert (study.sft.learning_rate, study.sft.epochs) == (5e-5, 1.0)
+    assert (study.search.selections, study.pairs.keep_fraction, study.influence.val_episodes) == (4, 1.0, 40)
+    for section in ("reward", "sample", "dpo", "select", "evaluate", "bootstrap"):
+        assert getattr(study, section) == getattr(default, section), section

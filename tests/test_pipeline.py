@@ -235,3 +235,62 @@ def test_experiment_q_relation_scores_the_pipeline_and_a_first_turn_pool(repro: 
     pool = table.filter(pl.col("source") == "pool")
     assert set(pool["estimator"]) == {"finite_difference", "grad_similarity"}
     assert (pool["groups"] > 0).all()
+
+
+@pytest.fixture(scope="module")
+def replicated(repro: Path) -> Path:
+    """``dits experiment replicate`` on the tiny profile: 2 seeds, influence γ=0 and q, 2 iterations."""
+    args = ["dits", "experiment", "replicate", "--seeds", "2", "--conditions", "influence-g0", "q"]
+    out = _run(args, repro)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return repro / "data" / "experiments" / "replicate"
+
+
+@pytest.mark.slow
+def test_replicate_runs_each_condition_through_every_iteration(replicated: Path) -> None:
+    results = pl.read_parquet(replicated / "results.parquet")
+    assert results.select("seed", "condition", "task", "iter", "model").n_unique() == results.height
+    assert set(results["condition"]) == {"influence γ=0", "q"}
+    assert set(results["iter"]) == {0, 1} and set(results["seed"]) == {0, 1}
+    assert (results["n"] == 6).all()
+    # only the influence condition spends validation tokens
+    spent = results.group_by("condition").agg(pl.col("influence_tokens").sum())
+    assert dict(spent.iter_rows())["q"] == 0 and dict(spent.iter_rows())["influence γ=0"] > 0
+    summary = pl.read_parquet(replicated / "summary.parquet")
+    q = summary.filter(pl.col("condition") == "q")
+    assert (q["diff_vs_q"] == 0).all() and (q["paired_seeds"] == 2).all()
+    plot = pl.read_csv(replicated / "scores.csv")
+    assert set(plot.columns) == {"task", "condition", "iter", "score"}
+
+
+@pytest.mark.slow
+def test_replicate_shares_iteration_0_and_trains_each_condition_on_its_own_selection(
+    replicated: Path,
+) -> None:
+    seed = replicated / "runs" / "seed=0"
+    shared = seed / "shared" / "data" / "pairs" / "iter=0" / "part-0.parquet"
+    for slug in ("influence-g0", "q"):
+        linked = seed / slug / "data" / "pairs" / "iter=0" / "part-0.parquet"
+        assert linked.stat().st_ino == shared.stat().st_ino  # a hard link, not a copy
+        assert (seed / slug / "models" / "dpo" / "iter=1").is_dir()
+        # iteration 1 was sampled from the condition's own DPO(0)
+        assert (seed / slug / "data" / "dialogues" / "iter=1").is_dir()
+    assert not (seed / "q" / "data" / "influence" / "iter=1").exists()
+    assert (seed / "influence-g0" / "data" / "influence" / "iter=1").is_dir()
+    by = {
+        slug: set(pl.read_parquet(seed / slug / "data" / "selected" / "iter=0" / "part-0.parquet")["by"])
+        for slug in ("influence-g0", "q")
+    }
+    assert by == {"influence-g0": {"influence"}, "q": {"q"}}
+
+
+@pytest.mark.slow
+def test_replicate_rerun_resumes_from_finished_stages(repro: Path, replicated: Path) -> None:
+    before = (replicated / "results.parquet").read_bytes()
+    start = time.perf_counter()
+    out = _run(
+        ["dits", "experiment", "replicate", "--seeds", "2", "--conditions", "influence-g0", "q"], repro
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert time.perf_counter() - start < 30  # nothing reran: every stage left its marker
+    assert (replicated / "results.parquet").read_bytes() == before

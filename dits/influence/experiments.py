@@ -61,6 +61,7 @@ class Profile:
     crn_seeds: int = 2
     step_lrs: tuple[float, ...] = (5e-5, 1e-3, 1e-2)
     iteration: int = 0
+    source: str = "pool"  # pool: first-turn pairs of the samples; pipeline: the search's pairs table
 
 
 def first_turn_pairs(
@@ -133,7 +134,16 @@ def _inputs(params: Params, profile: Profile, name: str):
     k = profile.iteration
     task = get_task(name, params.seed)
     tasks = read_table(DATA, "tasks")  # each iteration draws its own SFT questions
-    pool = first_turn_pairs(read_table(DATA, "dialogues", k), tasks, task, params.pairs.gap, profile.pairs)
+    if (
+        profile.source == "pipeline"
+    ):  # the search's own pairs, in tree order, as the influence stage reads them
+        columns = ["pair_id", "task", "prompt", "chosen", "rejected", "q_chosen", "q_rejected"]
+        found = read_table(DATA, "pairs", k).filter(pl.col("task") == name)
+        pool = found.select(columns).head(profile.pairs)
+    else:
+        pool = first_turn_pairs(
+            read_table(DATA, "dialogues", k), tasks, task, params.pairs.gap, profile.pairs
+        )
     val = tasks.filter((pl.col("pool") == "val") & (pl.col("task") == name)).sort("example_id")
     return task, pool, examples_from_frame(val)[: profile.val_episodes]
 

@@ -1,0 +1,63 @@
+"""dits.replicate: the plan of each condition and the statistics over seeds (the runs: test_pipeline)."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+from dits.replicate import RANKINGS, merged, optima, stage_plan, summarize, t_quantile
+
+
+def test_merged_overrides_nested_keys_and_keeps_the_rest() -> None:
+    base = {"seed": 0, "select": {"by": "influence", "alpha": 0.5}, "search": {"rollouts": 3}}
+    out = merged(base, {"seed": 4, "select": {"by": "q"}})
+    assert out == {"seed": 4, "select": {"by": "q", "alpha": 0.5}, "search": {"rollouts": 3}}
+    assert base["select"]["by"] == "influence"  # the profile itself is untouched
+
+
+def test_stage_plan_runs_influence_only_where_a_condition_reads_it() -> None:
+    by = {c.slug: c for c in RANKINGS}
+    assert stage_plan([0, 1], by["influence-g1"]) == [
+        "select@0", "dpo@0", "evaluate@0",
+        "sample@1", "sft@1", "search@1", "influence@1", "select@1", "dpo@1", "evaluate@1",
+    ]  # fmt: skip
+    assert "influence@1" not in stage_plan([0, 1], by["q"])
+    # Optima's own search replaces the shared one from iteration 0 on
+    assert stage_plan([0], optima(6)) == ["search@0", "select@0", "dpo@0", "evaluate@0"]
+
+
+def test_t_quantile_matches_the_table_and_is_conservative_between_rows() -> None:
+    assert t_quantile(4) == pytest.approx(2.776)
+    assert t_quantile(11) == t_quantile(10)  # the next lower df: a wider interval
+    assert t_quantile(1000) == pytest.approx(1.96)
+
+
+def _results(scores: dict[str, list[float]]) -> pl.DataFrame:
+    rows = [
+        {"seed": s, "condition": c, "task": "t", "iter": 2, "model": "dpo", "score": v}
+        | {"search_tokens": 100, "influence_tokens": 0}
+        for c, values in scores.items()
+        for s, v in enumerate(values)
+    ]
+    return pl.DataFrame(rows)
+
+
+def test_summarize_pairs_each_seed_with_q_and_gives_a_t_interval() -> None:
+    q, inf = [0.50, 0.60, 0.55], [0.56, 0.61, 0.64]
+    out = summarize(_results({"q": q, "influence γ=0": inf}))
+    row = out.filter(pl.col("condition") == "influence γ=0").row(0, named=True)
+    diffs = [a - b for a, b in zip(inf, q, strict=True)]
+    mean = sum(diffs) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2)
+    assert row["diff_vs_q"] == pytest.approx(mean)
+    assert row["ci95"] == pytest.approx(4.303 * sd / math.sqrt(3))
+    assert row["score"] == pytest.approx(sum(inf) / 3) and row["paired_seeds"] == 3
+
+
+def test_summarize_leaves_out_seeds_the_reference_has_not_finished() -> None:
+    out = summarize(_results({"q": [0.5, 0.6], "random": [0.4, 0.7, 0.9]}))
+    row = out.filter(pl.col("condition") == "random").row(0, named=True)
+    assert row["seeds"] == 3 and row["paired_seeds"] == 2
+    assert row["diff_vs_q"] == pytest.approx(((0.4 - 0.5) + (0.7 - 0.6)) / 2)
