@@ -19,6 +19,7 @@ Layout under ``data/experiments/replicate[-TAG]/``::
     results.parquet               seed, condition, task, iter, model (sft | dpo), score, n, tokens
     summary.parquet               per condition, task and iter: mean over seeds and the paired
                                   difference against q with its 95 % confidence interval
+    q_relation.parquet            per seed, influence condition, task and iter: r(influence, Q)
     scores.csv                    the plot of score by iteration per condition (``dvc plots``)
 """
 
@@ -277,6 +278,37 @@ def _synthesis_tokens(data: Path) -> pl.DataFrame:
     )
 
 
+def q_relation(study: Study) -> pl.DataFrame:
+    """Pearson r between group influence and group-mean Q(chosen), per seed, condition, task, iter.
+
+    Read from the influence tables each influence condition's own loop wrote (iteration 0 is the
+    shared one), beside the authors' |r| ≤ 0.1 on every dataset (papers/dits.md §11).
+    """
+    from dits.influence.experiments import influence_groups
+
+    frames = []
+    for seed in study.seeds:
+        for condition in study.conditions:
+            data = study.seed_dir(seed) / condition.slug / "data"
+            if condition.by != "influence" or not (data / "influence").exists():
+                continue
+            groups = influence_groups(data)
+            frames.append(
+                groups.group_by("task", "iter", "estimator")
+                .agg(
+                    pl.len().alias("groups"),
+                    pl.corr("score", "q_chosen").alias("pearson_r"),
+                    pl.corr("score", "q_chosen", method="spearman").alias("spearman"),
+                    pl.col("f_perturbed").mean().alias("f_val_mean"),
+                    pl.col("f_perturbed").std().alias("f_val_sd"),
+                )
+                .with_columns(seed=pl.lit(seed), condition=pl.lit(condition.label))
+            )
+    if not frames:
+        return pl.DataFrame()
+    return pl.concat(frames).sort("condition", "seed", "task", "iter", "estimator")
+
+
 def t_quantile(df: int) -> float:
     """The 0.975 quantile of Student's t with ``df`` degrees of freedom (normal beyond 30)."""
     table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -318,15 +350,16 @@ def summarize(results: pl.DataFrame, reference: str = "q") -> pl.DataFrame:
 
 
 def write_results(study: Study) -> dict[str, Path]:
-    """Write results.parquet, summary.parquet and scores.csv (the dvc plot) under the study root."""
+    """Write results, summary and q_relation (Parquet) and scores.csv (the dvc plot) under the study root."""
     results = collect(study)
     summary = summarize(results)
     paths = {
         "results": study.root / "results.parquet",
         "summary": study.root / "summary.parquet",
+        "q_relation": study.root / "q_relation.parquet",
         "scores": study.root / "scores.csv",
     }
-    for key, frame in (("results", results), ("summary", summary)):
+    for key, frame in (("results", results), ("summary", summary), ("q_relation", q_relation(study))):
         with atomic_path(paths[key]) as tmp:
             frame.write_parquet(tmp)
     plot = (

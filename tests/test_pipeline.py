@@ -259,6 +259,9 @@ def test_replicate_runs_each_condition_through_every_iteration(replicated: Path)
     summary = pl.read_parquet(replicated / "summary.parquet")
     q = summary.filter(pl.col("condition") == "q")
     assert (q["diff_vs_q"] == 0).all() and (q["paired_seeds"] == 2).all()
+    relation = pl.read_parquet(replicated / "q_relation.parquet")
+    assert set(relation["condition"]) == {"influence γ=0"} and set(relation["iter"]) == {0, 1}
+    assert (relation["groups"] > 0).all()
     plot = pl.read_csv(replicated / "scores.csv")
     assert set(plot.columns) == {"task", "condition", "iter", "score"}
 

@@ -319,6 +319,17 @@ def _pool_influence(params: Params, profile: Profile, name: str) -> tuple[Influe
     return run, run.shard((0, 1))
 
 
+def influence_groups(data: Path) -> pl.DataFrame:
+    """One row per influence group of the tables under ``data``: its score, F_val and mean Q(chosen)."""
+    influence = read_table(data, "influence")
+    pairs = read_table(data, "pairs").select("pair_id", "iter", "q_chosen")
+    return (
+        influence.join(pairs, on=["pair_id", "iter"])
+        .group_by("iter", "task", "estimator", "group_id")
+        .agg(pl.col("score").first(), pl.col("f_perturbed").first(), pl.col("q_chosen").mean())
+    )
+
+
 def q_relation(params: Params, profile: Profile) -> pl.DataFrame:
     """Pearson r(group score, mean Q(chosen)) and F_val's spread, per source, task and estimator.
 
@@ -326,14 +337,7 @@ def q_relation(params: Params, profile: Profile) -> pl.DataFrame:
     at the default sizes). Source ``pool``: a clean first-turn pool of ``profile.pairs`` pairs per
     task scored at ``influence.group_size`` with greedy validation, so r rests on more groups.
     """
-    influence = read_table(DATA, "influence")
-    pairs = read_table(DATA, "pairs").select("pair_id", "iter", "q_chosen")
-    pipeline = (
-        influence.join(pairs, on=["pair_id", "iter"])
-        .group_by("iter", "task", "estimator", "group_id")
-        .agg(pl.col("score").first(), pl.col("f_perturbed").first(), pl.col("q_chosen").mean())
-        .with_columns(source=pl.lit("pipeline"))
-    )
+    pipeline = influence_groups(DATA).with_columns(source=pl.lit("pipeline"))
     pooled = []
     for name in params.task.names:
         run, scores = _pool_influence(params, profile, name)
