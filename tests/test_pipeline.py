@@ -237,11 +237,13 @@ def test_experiment_q_relation_scores_the_pipeline_and_a_first_turn_pool(repro: 
     assert (pool["groups"] > 0).all()
 
 
+REPLICATE = "dits experiment replicate --seeds 2 --conditions influence-g0 q --jobs 2".split()
+
+
 @pytest.fixture(scope="module")
 def replicated(repro: Path) -> Path:
     """``dits experiment replicate`` on the tiny profile: 2 seeds, influence γ=0 and q, 2 iterations."""
-    args = ["dits", "experiment", "replicate", "--seeds", "2", "--conditions", "influence-g0", "q"]
-    out = _run(args, repro)
+    out = _run(REPLICATE, repro)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     return repro / "data" / "experiments" / "replicate"
 
@@ -291,9 +293,7 @@ def test_replicate_shares_iteration_0_and_trains_each_condition_on_its_own_selec
 def test_replicate_rerun_resumes_from_finished_stages(repro: Path, replicated: Path) -> None:
     before = (replicated / "results.parquet").read_bytes()
     start = time.perf_counter()
-    out = _run(
-        ["dits", "experiment", "replicate", "--seeds", "2", "--conditions", "influence-g0", "q"], repro
-    )
+    out = _run(REPLICATE, repro)
     assert out.returncode == 0, out.stderr[-2000:]
     assert time.perf_counter() - start < 30  # nothing reran: every stage left its marker
     assert (replicated / "results.parquet").read_bytes() == before
