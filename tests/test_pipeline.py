@@ -297,3 +297,15 @@ def test_replicate_rerun_resumes_from_finished_stages(repro: Path, replicated: P
     assert out.returncode == 0, out.stderr[-2000:]
     assert time.perf_counter() - start < 30  # nothing reran: every stage left its marker
     assert (replicated / "results.parquet").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_experiment_label_noise_on_the_searchs_own_pairs(repro: Path) -> None:
+    args = "dits experiment label_noise --source pipeline --pairs 4 --val 2 --seeds 1 --group-sizes 1"
+    out = _run([*args.split(), "--decodings", "greedy", "--tag", "pipeline"], repro)
+    assert out.returncode == 0, out.stderr[-2000:]
+    table = pl.read_parquet(repro / "data" / "experiments" / "label_noise-pipeline" / "results.parquet")
+    assert set(table["ranking"]) == {"finite_difference/greedy", "grad_similarity/greedy", "q", "random"}
+    pairs = pl.read_parquet(repro / "data" / "pairs" / "iter=0").group_by("task").len()
+    for task, n in pairs.iter_rows():  # one group per pair of the search, at most --pairs
+        assert set(table.filter(pl.col("task") == task)["groups"]) == {min(n, 4)}

@@ -134,9 +134,8 @@ def _inputs(params: Params, profile: Profile, name: str):
     k = profile.iteration
     task = get_task(name, params.seed)
     tasks = read_table(DATA, "tasks")  # each iteration draws its own SFT questions
-    if (
-        profile.source == "pipeline"
-    ):  # the search's own pairs, in tree order, as the influence stage reads them
+    if profile.source == "pipeline":
+        # the search's own pairs, in tree order, as the influence stage reads them
         columns = ["pair_id", "task", "prompt", "chosen", "rejected", "q_chosen", "q_rejected"]
         found = read_table(DATA, "pairs", k).filter(pl.col("task") == name)
         pool = found.select(columns).head(profile.pairs)
