@@ -49,6 +49,8 @@ EPILOG_EXPERIMENT = """examples:
 replicate runs each condition's iterated pipeline in data/experiments/replicate[-TAG]/runs/
 (resumable: a rerun skips finished stages) and writes results.parquet, summary.parquet (95 %
 intervals over seeds) and scores.csv (`dvc plots show data/experiments/replicate/scores.csv`).
+Seeds can run on different machines and meet in one summary:
+  dits experiment replicate ... --seeds 5 --only-seeds 3 4 --include elsewhere/results.parquet
 
 Results go to data/experiments/NAME/results.parquet, settings as columns. Query them with
   dits sql "SELECT * FROM 'data/experiments/label_noise/results.parquet'"
@@ -202,16 +204,22 @@ def cmd_replicate(args: argparse.Namespace) -> None:
         (replicate.optima(args.optima_rollouts),) if args.optima_rollouts else ()
     )
     name = f"replicate-{args.tag}" if args.tag else "replicate"
+    seeds = tuple(range(args.seeds or 5))
+    if args.only_seeds:
+        outside = [s for s in args.only_seeds if s not in seeds]
+        if outside:
+            raise DitsError(f"--only-seeds {outside[0]}: not one of the seeds 0..{len(seeds) - 1}")
+        seeds = tuple(args.only_seeds)
     study = replicate.Study(
         Path(args.params),
-        tuple(range(args.seeds or 5)),
+        seeds,
         conditions,
         Path(args.data) / "experiments" / name,
         args.jobs,
     )
     if not args.summary_only:
         study.run()
-    paths = replicate.write_results(study)
+    paths = replicate.write_results(study, tuple(Path(p) for p in args.include or ()))
     summary = pl.read_parquet(paths["summary"]).filter(pl.col("model") == "dpo")
     print_table(summary.columns, summary.rows(), title=f"replicate → {paths['summary']}")
 
@@ -357,6 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--jobs", type=int, default=1, help="replicate: chains run at once (default 1)")
     experiment.add_argument(
         "--summary-only", action="store_true", help="replicate: only re-read the finished runs"
+    )
+    experiment.add_argument(
+        "--only-seeds",
+        type=int,
+        nargs="+",
+        metavar="S",
+        help="replicate: run these of the seeds 0..N-1 only (the others ran elsewhere: --include)",
+    )
+    experiment.add_argument(
+        "--include",
+        nargs="+",
+        metavar="RESULTS",
+        help="replicate: results.parquet of earlier runs of the study; their seeds join the summary",
     )
     experiment.set_defaults(func=cmd_experiment)
 

@@ -227,7 +227,10 @@ class Study:
 
 
 def collect(study: Study) -> pl.DataFrame:
-    """Return one row per finished (seed, condition, task, iter, model) with its test score and tokens."""
+    """Return one row per finished (seed, condition, task, iter, model) with its test score and tokens.
+
+    Empty when no condition has finished an iteration (``write_results`` says so, or uses ``include``).
+    """
     from dits.store import read_table
 
     rows = []
@@ -250,7 +253,7 @@ def collect(study: Study) -> pl.DataFrame:
                 )
             )
     if not rows:
-        raise DitsError(f"{study.root}: no condition has finished an iteration yet")
+        return pl.DataFrame()
     return pl.concat(rows, how="diagonal_relaxed").sort("condition", "seed", "task", "iter", "model")
 
 
@@ -349,9 +352,46 @@ def summarize(results: pl.DataFrame, reference: str = "q") -> pl.DataFrame:
     return out.with_columns(ci95=pl.Series(half, dtype=pl.Float64)).sort("task", "model", "iter", "condition")
 
 
-def write_results(study: Study) -> dict[str, Path]:
-    """Write results, summary and q_relation (Parquet) and scores.csv (the dvc plot) under the study root."""
-    results = collect(study)
+INCLUDED_COLUMNS = ("seed", "condition", "task", "iter", "model", "score")
+
+
+def read_included(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The results and (if beside it) q_relation tables of an earlier run of the same study.
+
+    Seeds of one study can run on different machines, or in a checkout whose ``runs/`` are gone;
+    their ``results.parquet`` carries everything the summary needs.
+    """
+    if not path.is_file():
+        raise DitsError(f"{path}: --include: no such results file")
+    results = pl.read_parquet(path)
+    missing = [c for c in INCLUDED_COLUMNS if c not in results.columns]
+    if missing:
+        raise DitsError(f"{path}: --include: not a replicate results table (no column {missing[0]})")
+    relation = path.with_name("q_relation.parquet")
+    return results, pl.read_parquet(relation) if relation.is_file() else pl.DataFrame()
+
+
+def with_included(own: pl.DataFrame, included: list[pl.DataFrame]) -> pl.DataFrame:
+    """``own`` plus the included rows of seeds ``own`` has none of (a seed's own runs win)."""
+    seeds = set(own["seed"].to_list()) if own.height else set()
+    frames = [own] if own.height else []
+    frames += [f.filter(~pl.col("seed").is_in(list(seeds))) for f in included if f.height]
+    if not frames:
+        return pl.DataFrame()
+    return pl.concat(frames, how="diagonal_relaxed").unique(maintain_order=True)
+
+
+def write_results(study: Study, include: tuple[Path, ...] = ()) -> dict[str, Path]:
+    """Write results, summary and q_relation (Parquet) and scores.csv (the dvc plot) under the study root.
+
+    ``include``: results.parquet files of earlier runs of the study, whose seeds join this one's.
+    """
+    extra = [read_included(path) for path in include]
+    results = with_included(collect(study), [r for r, _ in extra])
+    if not results.height:
+        raise DitsError(f"{study.root}: no condition has finished an iteration yet")
+    results = results.sort("condition", "seed", "task", "iter", "model")
+    relation = with_included(q_relation(study), [q for _, q in extra])
     summary = summarize(results)
     paths = {
         "results": study.root / "results.parquet",
@@ -359,7 +399,7 @@ def write_results(study: Study) -> dict[str, Path]:
         "q_relation": study.root / "q_relation.parquet",
         "scores": study.root / "scores.csv",
     }
-    for key, frame in (("results", results), ("summary", summary), ("q_relation", q_relation(study))):
+    for key, frame in (("results", results), ("summary", summary), ("q_relation", relation)):
         with atomic_path(paths[key]) as tmp:
             frame.write_parquet(tmp)
     plot = (

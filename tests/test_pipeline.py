@@ -300,6 +300,18 @@ def test_replicate_rerun_resumes_from_finished_stages(repro: Path, replicated: P
 
 
 @pytest.mark.slow
+def test_replicate_seeds_run_apart_meet_in_one_summary(repro: Path, replicated: Path, tmp_path: Path) -> None:
+    before = pl.read_parquet(replicated / "results.parquet")
+    for name in ("results.parquet", "q_relation.parquet"):  # seed 0 "ran elsewhere"
+        pl.read_parquet(replicated / name).filter(pl.col("seed") == 0).write_parquet(tmp_path / name)
+    args = [*REPLICATE, "--summary-only", "--only-seeds", "1", "--include", str(tmp_path / "results.parquet")]
+    out = _run(args, repro)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert pl.read_parquet(replicated / "results.parquet").equals(before)
+    assert set(pl.read_parquet(replicated / "q_relation.parquet")["seed"]) == {0, 1}
+
+
+@pytest.mark.slow
 def test_experiment_label_noise_on_the_searchs_own_pairs(repro: Path) -> None:
     args = "dits experiment label_noise --source pipeline --pairs 4 --val 2 --seeds 1 --group-sizes 1"
     out = _run([*args.split(), "--decodings", "greedy", "--tag", "pipeline"], repro)

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import polars as pl
 import pytest
 
-from dits.replicate import RANKINGS, merged, optima, stage_plan, summarize, t_quantile
+from dits.cli import main
+from dits.errors import DitsError
+from dits.replicate import (
+    RANKINGS,
+    Study,
+    merged,
+    optima,
+    stage_plan,
+    summarize,
+    t_quantile,
+    with_included,
+    write_results,
+)
 
 
 def test_merged_overrides_nested_keys_and_keeps_the_rest() -> None:
@@ -61,3 +74,37 @@ def test_summarize_leaves_out_seeds_the_reference_has_not_finished() -> None:
     row = out.filter(pl.col("condition") == "random").row(0, named=True)
     assert row["seeds"] == 3 and row["paired_seeds"] == 2
     assert row["diff_vs_q"] == pytest.approx(((0.4 - 0.5) + (0.7 - 0.6)) / 2)
+
+
+def test_with_included_adds_other_seeds_and_a_seeds_own_runs_win() -> None:
+    own = _results({"q": [0.5, 0.6]})  # seeds 0, 1 ran here
+    elsewhere = _results({"q": [0.9, 0.9, 0.7]})  # seeds 0, 1, 2 ran elsewhere
+    out = with_included(own, [elsewhere]).sort("seed")
+    assert out["seed"].to_list() == [0, 1, 2]
+    assert out["score"].to_list() == [0.5, 0.6, 0.7]
+    assert with_included(pl.DataFrame(), [elsewhere]).height == 3
+
+
+def test_write_results_summarizes_included_seeds_without_their_runs(tmp_path: Path) -> None:
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    _results({"q": [0.5, 0.6, 0.55], "random": [0.4, 0.7, 0.65]}).write_parquet(earlier / "results.parquet")
+    study = Study(tmp_path / "params.yaml", (3, 4), RANKINGS, tmp_path / "study")  # seeds 3, 4: no runs
+    paths = write_results(study, (earlier / "results.parquet",))
+    row = pl.read_parquet(paths["summary"]).filter(pl.col("condition") == "random").row(0, named=True)
+    assert row["paired_seeds"] == 3 and row["diff_vs_q"] == pytest.approx((-0.1 + 0.1 + 0.1) / 3)
+    assert pl.read_parquet(paths["q_relation"]).height == 0  # none beside the included file
+
+
+def test_write_results_names_a_file_that_is_not_a_results_table(tmp_path: Path) -> None:
+    pl.DataFrame({"seed": [0]}).write_parquet(tmp_path / "other.parquet")
+    study = Study(tmp_path / "params.yaml", (0,), RANKINGS, tmp_path / "study")
+    with pytest.raises(DitsError, match=r"other\.parquet: --include: not a replicate results table"):
+        write_results(study, (tmp_path / "other.parquet",))
+    with pytest.raises(DitsError, match="no condition has finished an iteration yet"):
+        write_results(study)
+
+
+def test_only_seeds_outside_the_seeds_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiment", "replicate", "--seeds", "3", "--only-seeds", "1", "4"]) == 1
+    assert capsys.readouterr().err.strip() == "dits: error: --only-seeds 4: not one of the seeds 0..2"
