@@ -261,7 +261,9 @@ def _synthesis_tokens(data: Path) -> pl.DataFrame:
     """Inference tokens of a condition's data synthesis per task and iteration, from its tables.
 
     ``search_tokens``: the message tokens of every node its search wrote (the iteration-0 nodes
-    are linked in from ``shared/`` when the search is the profile's). ``influence_tokens``: the
+    are linked in from ``shared/`` when the search is the profile's); ``generated_tokens``: what
+    the search generated, rollout messages merged into an existing node included — the budget
+    measure, since more rollouts per node merge more messages. ``influence_tokens``: the
     validation dialogues' tokens of every influence group (``val_tokens``, once per group and
     estimator), 0 for a condition that computes no influence.
     """
@@ -270,7 +272,11 @@ def _synthesis_tokens(data: Path) -> pl.DataFrame:
     nodes = (
         read_table(data, "nodes")
         .group_by("task", "iter")
-        .agg(pl.col("tokens").sum().cast(pl.Int64).alias("search_tokens"), pl.len().alias("nodes"))
+        .agg(
+            pl.col("tokens").sum().cast(pl.Int64).alias("search_tokens"),
+            pl.col("generated_tokens").sum().cast(pl.Int64).alias("generated_tokens"),
+            pl.len().alias("nodes"),
+        )
     )
     if not (data / "influence").exists():
         return nodes.with_columns(influence_tokens=pl.lit(0, pl.Int64))
@@ -322,6 +328,9 @@ def t_quantile(df: int) -> float:
     return table[below] if df < 30 else 1.960
 
 
+TOKEN_COLUMNS = ("search_tokens", "generated_tokens", "influence_tokens")
+
+
 def summarize(results: pl.DataFrame, reference: str = "q") -> pl.DataFrame:
     """Mean score over seeds per condition, task, iter and model, and the paired difference vs ``reference``.
 
@@ -342,8 +351,7 @@ def summarize(results: pl.DataFrame, reference: str = "q") -> pl.DataFrame:
         pl.col("diff").drop_nulls().len().alias("paired_seeds"),
         pl.col("diff").mean().alias("diff_vs_q"),
         pl.col("diff").std().alias("diff_sd"),
-        pl.col("search_tokens").mean().alias("search_tokens"),
-        pl.col("influence_tokens").mean().alias("influence_tokens"),
+        *(pl.col(c).mean() for c in TOKEN_COLUMNS if c in results.columns),  # older runs lack some
     )
     half = [
         t_quantile(n - 1) * sd / math.sqrt(n) if n and n > 1 and sd is not None else None

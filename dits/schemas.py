@@ -80,6 +80,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             # (null if never): such a node yields a pair only if it was selected (papers/dits.md §4).
             ("removed_at", pa.int32()),
             ("seconds", pa.float64()),
+            # Tokens generated at the node, merged rollout messages included (the search's inference
+            # spend: ``tokens`` counts a node once however many rollouts produced its message).
+            ("generated_tokens", pa.int32()),
             # The paper's max_child/min_child pointers can be stale (papers/dits.md §10 item 14) and
             # cannot be rebuilt from Q, so they are stored: pairs come out the same from a read tree.
             ("max_child_id", pa.string()),

@@ -222,6 +222,26 @@ def test_search_merges_near_duplicates_and_backs_up_the_rollout_rewards():
     assert tree.root.q == pytest.approx((r0 + r1 + r2) / 3)
     assert bob.reward == r0 and tree.root.selected_at == 0
     assert tree.root.max_child is first and tree.root.min_child is second
+    # a node counts each message generated at it: "go <A>rome</A>" once, its "!" variant merged in
+    assert (first.generated_tokens, first.tokens, second.generated_tokens) == (6, 3, 3)
+    assert bob.generated_tokens == 2 * bob.tokens and tree.root.generated_tokens == 0
+
+
+def test_search_generated_tokens_add_up_to_every_generation() -> None:
+    class Counting(SeededBackend):
+        def generate(self, chats, sampling, seeds, adapters=None):
+            out = super().generate(chats, sampling, seeds, adapters)
+            self.generated = getattr(self, "generated", 0) + sum(g.tokens for g in out)
+            return out
+
+    backend = Counting()
+    trees = run(backend, [example(0), example(1)], SearchParams(selections=3, rollouts=4))
+    nodes = [n for t in trees for n in t.nodes.values()]
+    assert sum(n.generated_tokens for n in nodes) == backend.generated
+    assert sum(n.tokens for n in nodes) < backend.generated  # merges: node tokens undercount
+    again = Tree.from_rows(trees[0].rows())  # the count survives the nodes table
+    counts = [n.generated_tokens for n in trees[0].nodes.values()]
+    assert [n.generated_tokens for n in again.nodes.values()] == counts
 
 
 def test_search_scores_zero_task_score_when_the_dialogue_hits_the_depth_limit():

@@ -258,6 +258,7 @@ def test_replicate_runs_each_condition_through_every_iteration(replicated: Path)
     # only the influence condition spends validation tokens
     spent = results.group_by("condition").agg(pl.col("influence_tokens").sum())
     assert dict(spent.iter_rows())["q"] == 0 and dict(spent.iter_rows())["influence γ=0"] > 0
+    assert (results["generated_tokens"] >= results["search_tokens"]).all()  # merged messages count
     summary = pl.read_parquet(replicated / "summary.parquet")
     q = summary.filter(pl.col("condition") == "q")
     assert (q["diff_vs_q"] == 0).all() and (q["paired_seeds"] == 2).all()

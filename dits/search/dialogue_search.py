@@ -223,6 +223,7 @@ class DialogueSearch:
                     model=self.model,
                     seconds=seconds,
                 )
+            merged.generated_tokens += generation.tokens
             rollout.node = merged
 
     def backup(self, states: Sequence[TreeSearch]) -> list[bool]:

@@ -43,6 +43,9 @@ class Node:
     selected_at: int | None = None  # first selection index that expanded this node
     removed_at: int | None = None  # selection index at which the diversity filter removed it
     seconds: float = 0.0  # generation time charged to this node (batch time / batch rows)
+    # Tokens of every rollout message generated here: the one that added the node and each later
+    # one merged into it. ``tokens`` counts the node once; this is what the search spent on it.
+    generated_tokens: int = 0
     max_child: Node | None = None
     min_child: Node | None = None
 
@@ -146,6 +149,7 @@ class Tree:
                 "selected_at": n.selected_at,
                 "removed_at": n.removed_at,
                 "seconds": n.seconds,
+                "generated_tokens": n.generated_tokens,
                 "max_child_id": n.max_child.node_id if n.max_child is not None else None,
                 "min_child_id": n.min_child.node_id if n.min_child is not None else None,
             }
@@ -180,6 +184,7 @@ class Tree:
                 selected_at=row["selected_at"],
                 removed_at=row["removed_at"],
                 seconds=row["seconds"],
+                generated_tokens=row["generated_tokens"],
             )
             if parent is not None:
                 parent.children.append(node)
