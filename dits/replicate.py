@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import yaml
 
 from dits.atomic import atomic_path
@@ -265,18 +266,28 @@ def _synthesis_tokens(data: Path) -> pl.DataFrame:
     the search generated, rollout messages merged into an existing node included — the budget
     measure, since more rollouts per node merge more messages. ``influence_tokens``: the
     validation dialogues' tokens of every influence group (``val_tokens``, once per group and
-    estimator), 0 for a condition that computes no influence.
+    estimator), 0 for a condition that computes no influence. ``generated_tokens`` is null for an
+    iteration whose nodes were written before the column existed: a study's finished runs stay
+    readable, and no count is made up.
     """
     from dits.store import read_table
 
     nodes = (
-        read_table(data, "nodes")
+        _node_columns(data)
         .group_by("task", "iter")
         .agg(
             pl.col("tokens").sum().cast(pl.Int64).alias("search_tokens"),
             pl.col("generated_tokens").sum().cast(pl.Int64).alias("generated_tokens"),
+            pl.col("generated_tokens").is_null().any().alias("uncounted"),
             pl.len().alias("nodes"),
         )
+        .with_columns(
+            pl.when(pl.col("uncounted"))
+            .then(None)
+            .otherwise(pl.col("generated_tokens"))
+            .alias("generated_tokens")
+        )
+        .drop("uncounted")
     )
     if not (data / "influence").exists():
         return nodes.with_columns(influence_tokens=pl.lit(0, pl.Int64))
@@ -285,6 +296,22 @@ def _synthesis_tokens(data: Path) -> pl.DataFrame:
     return nodes.join(spent, on=["task", "iter"], how="left").with_columns(
         pl.col("influence_tokens").fill_null(0)
     )
+
+
+def _node_columns(data: Path) -> pl.DataFrame:
+    """task, iter, tokens and generated_tokens (null where a part predates it) of every nodes part."""
+    frames = []
+    for part in sorted((data / "nodes").glob("iter=*/part-*.parquet")):
+        names = pq.read_schema(part).names
+        columns = ["task", "tokens"] + (["generated_tokens"] if "generated_tokens" in names else [])
+        k = int(part.parent.name.split("=", 1)[1])
+        frame = pl.read_parquet(part, columns=columns).with_columns(iter=pl.lit(k, pl.Int64))
+        if "generated_tokens" not in names:
+            frame = frame.with_columns(generated_tokens=pl.lit(None, pl.Int64))
+        frames.append(frame)
+    if not frames:
+        raise DitsError(f"{data / 'nodes'}: table not found (run the search stage)")
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def q_relation(study: Study) -> pl.DataFrame:

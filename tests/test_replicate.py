@@ -13,6 +13,7 @@ from dits.errors import DitsError
 from dits.replicate import (
     RANKINGS,
     Study,
+    _synthesis_tokens,
     merged,
     optima,
     stage_plan,
@@ -108,3 +109,18 @@ def test_write_results_names_a_file_that_is_not_a_results_table(tmp_path: Path) 
 def test_only_seeds_outside_the_seeds_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "replicate", "--seeds", "3", "--only-seeds", "1", "4"]) == 1
     assert capsys.readouterr().err.strip() == "dits: error: --only-seeds 4: not one of the seeds 0..2"
+
+
+def test_synthesis_tokens_leave_generated_null_where_the_nodes_predate_the_count(tmp_path: Path) -> None:
+    for k, frame in enumerate(
+        [
+            pl.DataFrame({"task": ["t", "t"], "tokens": [3, 4]}),  # written before generated_tokens
+            pl.DataFrame({"task": ["t", "t"], "tokens": [3, 4], "generated_tokens": [9, 4]}),
+        ]
+    ):
+        (tmp_path / "nodes" / f"iter={k}").mkdir(parents=True)
+        frame.write_parquet(tmp_path / "nodes" / f"iter={k}" / "part-0.parquet")
+    out = _synthesis_tokens(tmp_path).sort("iter")
+    assert out["search_tokens"].to_list() == [7, 7]
+    assert out["generated_tokens"].to_list() == [None, 13]
+    assert out["influence_tokens"].to_list() == [0, 0]
