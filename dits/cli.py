@@ -43,7 +43,7 @@ EPILOG_EXPERIMENT = """examples:
   dits experiment label_noise --seeds 3         AUC of each estimator at finding swapped pairs
   dits experiment q_relation                    r(influence, Q) over the pipeline's tables
   dits experiment selection --iteration 0       DPO(0) by influence (γ 0, 1) vs q vs random
-  dits experiment replicate --params profiles/study.yaml --seeds 5 --optima-rollouts 6
+  dits experiment replicate --params profiles/study.yaml --seeds 5 --optima-rollouts 5
                                                 the whole loop per ranking and seed, paired vs q
 
 replicate runs each condition's iterated pipeline in data/experiments/replicate[-TAG]/runs/
@@ -199,10 +199,11 @@ def cmd_replicate(args: argparse.Namespace) -> None:
     from dits import replicate
     from dits.show import print_table
 
-    chosen = args.conditions or [c.slug for c in replicate.RANKINGS]
-    conditions = tuple(c for c in replicate.RANKINGS if c.slug in chosen) + (
-        (replicate.optima(args.optima_rollouts),) if args.optima_rollouts else ()
-    )
+    chosen = [c.slug for c in replicate.RANKINGS] if args.conditions is None else args.conditions
+    conditions = tuple(c for c in replicate.RANKINGS if c.slug in chosen)
+    conditions += tuple(replicate.optima(r) for r in args.optima_rollouts or ())
+    if not conditions:
+        raise DitsError("replicate: no condition to run (--conditions names none and no --optima-rollouts)")
     name = f"replicate-{args.tag}" if args.tag else "replicate"
     seeds = tuple(range(args.seeds or 5))
     if args.only_seeds:
@@ -354,13 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     experiment.add_argument("--data", default="data", help="tables directory (default data)")
     experiment.add_argument(
-        "--optima-rollouts", type=int, default=0, help="replicate: add Optima at R rollouts (default 0: none)"
+        "--optima-rollouts",
+        type=int,
+        nargs="+",
+        metavar="R",
+        help="replicate: add Optima's search at R rollouts per node, one arm per R (default: none)",
     )
     experiment.add_argument(
         "--conditions",
-        nargs="+",
+        nargs="*",
         choices=("influence-g0", "influence-g1", "q", "random", "all"),
-        help="replicate: the rankings run (default all five; q is the reference of the differences)",
+        help="replicate: the rankings run (default all five; none named: only the Optima arms)",
     )
     experiment.add_argument("--jobs", type=int, default=1, help="replicate: chains run at once (default 1)")
     experiment.add_argument(

@@ -106,6 +106,11 @@ def test_write_results_names_a_file_that_is_not_a_results_table(tmp_path: Path) 
         write_results(study)
 
 
+def test_replicate_with_no_condition_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiment", "replicate", "--conditions"]) == 1
+    assert "no condition to run" in capsys.readouterr().err
+
+
 def test_only_seeds_outside_the_seeds_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "replicate", "--seeds", "3", "--only-seeds", "1", "4"]) == 1
     assert capsys.readouterr().err.strip() == "dits: error: --only-seeds 4: not one of the seeds 0..2"
