@@ -58,12 +58,12 @@ def run_path(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from dataclasses import replace
 
-    from dits.backends import backend, close_all
-    from dits.backends.hf import load_model
+    from dits.backends.factory import backend, close_all
+    from dits.backends.load import load_model
     from dits.config import BackendParams, Params
     from dits.influence.score import InfluenceRun
     from dits.sample import sample_dialogues
-    from dits.tasks import get_task
+    from dits.tasks.registry import get_task
 
     torch.set_num_threads(args.threads)
     settings = BackendParams(name=args.path, batch_size=args.batch_size)

@@ -58,7 +58,7 @@ import pyarrow.parquet as pq
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dits.schemas import KEYS  # noqa: E402
+from dits.storage.schemas import KEYS  # noqa: E402
 from tests.test_pipeline import BIN, _make_repo  # noqa: E402
 
 STAGES = ("sample", "sft", "search", "influence", "dpo", "evaluate")

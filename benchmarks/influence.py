@@ -7,13 +7,13 @@ greedy validation episodes; only the per-group work is timed (groups per second)
 
 - project: one PEFT model; per group one fresh-AdamW step on copied LoRA tensors; then every
   perturbed adapter checked against θ*'s greedy dialogues by replay (one forward pass per agent),
-  and the episodes that differ decoded in one lockstep batch through the adapter stack (DESIGN §7);
+  and the episodes that differ decoded in one lockstep batch through the adapter stack;
 - stacked: the same without replay: every episode of every adapter decoded in the lockstep batch;
 - lean: the same steps, each adapter validated alone (its tensors copied into the PEFT model);
 - authors: per group, θ* reloaded from disk, a fresh TRL ``DPOTrainer`` takes one step (batch 1,
   gradient accumulation 8: the group's pairs flush into one optimizer step, as their recipe), the
-  adapter is saved, reloaded into a fresh model and validated alone (papers/dits.md §6, "what the
-  code does").
+  adapter is saved, reloaded into a fresh model and validated alone (the authors'
+  ``alignment-handbook/scripts/run_dpo_collect_noserver.py``, github.com/swt-user/DITS).
 
 Each path runs in its own process (its own peak memory). The project path runs twice to check that
 it is bit-identical with itself. Prints F_val agreement across paths; the last line is
@@ -39,12 +39,12 @@ def workload(args: argparse.Namespace):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import polars as pl
 
-    from dits.backends.hf import load_model
+    from dits.backends.load import load_model
     from dits.config import EvaluateParams, InfluenceParams, SampleParams
     from dits.dialogue import Dialogue
     from dits.influence.estimators import episodes
     from dits.seeds import content_id
-    from dits.tasks import get_task
+    from dits.tasks.registry import get_task
 
     task = get_task(args.task, 0)
     rows = []
@@ -80,9 +80,9 @@ def workload(args: argparse.Namespace):
 
 def run_path(args: argparse.Namespace) -> dict:
     from dits.backends.hf import HFBackend
+    from dits.backends.stack import AdapterStack, load_lora_state
     from dits.influence.estimators import validate
     from dits.influence.perturb import Perturbation, groups_of
-    from dits.influence.stack import AdapterStack, load_lora_state
     from dits.train.dpo import pair_rows
 
     torch.set_num_threads(args.threads)
@@ -136,7 +136,8 @@ def authors_way(args, perturbation, tokenizer, task, rows, groups, val, limits) 
     from peft import PeftModel
     from trl import DPOConfig, DPOTrainer
 
-    from dits.backends.hf import HFBackend, load_model
+    from dits.backends.hf import HFBackend
+    from dits.backends.load import load_model
     from dits.influence.estimators import validate
 
     scores = []

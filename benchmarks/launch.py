@@ -45,11 +45,11 @@ def search_unit(args: argparse.Namespace, backend, part: tuple[int, int], timing
 
     def compute():
         wall, cpu = time.perf_counter(), time.process_time()
-        from dits.backends import backend as open_backend
+        from dits.backends.factory import backend as open_backend
         from dits.config import Params
         from dits.search.dialogue_search import search_trees
         from dits.search.tree import nodes_frame
-        from dits.tasks import get_task
+        from dits.tasks.registry import get_task
 
         params = Params()
         task = get_task(args.task, 0)
@@ -70,11 +70,11 @@ def search_unit(args: argparse.Namespace, backend, part: tuple[int, int], timing
 
 def run_path(args: argparse.Namespace, label: str, launcher: str, threads: int, cpus: float) -> dict:
     """Run the ``--parts`` units with one launcher; return wall seconds and a hash of the nodes."""
-    from dits import launch
-    from dits.backends import close_all
+    from dits.backends.factory import close_all
     from dits.config import BackendParams, Params, RayParams
-    from dits.resume import Work
-    from dits.stage import setup
+    from dits.launch import units as launch
+    from dits.launch.process import setup
+    from dits.storage.resume import Work
 
     ray_settings = RayParams(num_cpus=cpus, max_retries=0)
     backend = BackendParams(batch_size=256, threads=threads, launcher=launcher, ray=ray_settings)
@@ -82,7 +82,7 @@ def run_path(args: argparse.Namespace, label: str, launcher: str, threads: int, 
     setup(params)
     work = Work("bench-launch", 0, (label, vars(args)), [])
     timings = Path("timings") / label
-    key = launch.work_key(backend)
+    key = dataclasses.replace(backend, launcher="local", ray=RayParams())  # what a search unit opens
     units = {
         f"part-{i}": search_unit(args, key, (i, args.parts), timings / f"{i}.json") for i in range(args.parts)
     }

@@ -30,8 +30,8 @@ def run_path(args: argparse.Namespace) -> dict:
     from dits.config import Params
     from dits.search.dialogue_search import search_trees
     from dits.search.tree import Tree, nodes_frame
-    from dits.tasks import get_task
     from dits.tasks.base import Example
+    from dits.tasks.registry import get_task
 
     torch.set_num_threads(args.threads)
     params = Params()

@@ -7,7 +7,7 @@ the toa_policies stage writes them) on the first ``--questions`` search-pool que
 ``--task``, with the task's verifier as the reward, so no reward model is needed. Lockstep sends play
 t of every question to each model in ONE backend call; the other path runs the search per question,
 so each call carries one request. Each generation's seed is derived from its question and play
-(``dits.toa.run``), so both paths must give identical traces; the script checks that, then prints
+(``dits.toa.play``), so both paths must give identical traces; the script checks that, then prints
 plays/s of each and ``ratio: <lockstep vs one at a time>``.
 """
 
@@ -33,11 +33,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from dits.backends import backend
     from dits.backends.base import Sampling
+    from dits.backends.factory import backend
     from dits.config import BackendParams, TOAParams
-    from dits.tasks import get_task
-    from dits.toa.run import Generator, method_rows, run_method, verifier
+    from dits.tasks.registry import get_task
+    from dits.toa.play import Generator, method_rows, run_method, verifier
 
     torch.set_num_threads(args.threads)
     print(device_line("cuda" if torch.cuda.is_available() else "cpu"))

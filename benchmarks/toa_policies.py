@@ -19,9 +19,11 @@ from pathlib import Path
 
 from dits.backends.base import Sampling
 from dits.config import load_params
-from dits.stage import base_model, setup
-from dits.tasks import get_task
-from dits.toa.policies import GREEDY, policy_scores, refine_scores, train_policies
+from dits.launch.process import setup
+from dits.paths import base_model
+from dits.tasks.registry import get_task
+from dits.toa.policies import train_policies
+from dits.toa.policy_scores import GREEDY, policy_scores, refine_scores
 
 
 def main() -> None:

@@ -80,30 +80,42 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    path = Path("stages") / f"{args.stage}.py"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in Path("stages").glob("*.py")))
-        raise DitsError(f"{path}: no such stage; known stages: {known or 'none (run from the repo root)'}")
-    spec = importlib.util.spec_from_file_location(f"dits_stage_{args.stage}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    # A stage that does not shard would run whole and write its full output under every shard.
-    if args.shard != (0, 1) and getattr(module, "SHARDED", False) is not True:
-        i, n = args.shard
-        raise DitsError(
-            f"{path}: --shard {i}/{n}: stage {args.stage} does not shard (a stage that does sets "
-            "SHARDED = True); run it without --shard"
-        )
-    from dits.config import load_params
+    from dits.stages import NAMES
 
-    module.main(load_params(args.params), args.iter, args.shard)
+    if args.stage not in NAMES:
+        raise DitsError(f"{args.stage}: no such stage; known stages: {', '.join(NAMES)}")
+    from dits.config import load_params
+    from dits.stages.stage import run
+
+    run(importlib.import_module(f"dits.stages.{args.stage}"), load_params(args.params), args.iter, args.shard)
+
+
+def cmd_stages(args: argparse.Namespace) -> None:
+    from dits.stages.dvc import dvc_yaml, stages
+
+    if args.list:
+        for stage in stages():
+            writes = ", ".join(
+                [*stage.outs, *stage.cached_in_git, *stage.metrics, *(p for p, _ in stage.plots)]
+            )
+            each = " (each iteration)" if stage.per_iteration else ""
+            print(f"{stage.name}{each}: {writes}")
+        return
+    text, path = dvc_yaml(), Path("dvc.yaml")
+    if args.write:
+        path.write_text(text)
+    elif args.check:
+        if not path.exists() or path.read_text() != text:
+            raise DitsError(f"{path}: not what the stage declarations generate; run `dits stages --write`")
+    else:
+        sys.stdout.write(text)
 
 
 def cmd_sql(args: argparse.Namespace) -> None:
     import duckdb
 
     from dits.show import no_tables, print_table, views_of
-    from dits.store import connect
+    from dits.storage.store import connect
 
     con = connect(args.data)
     try:
@@ -111,7 +123,7 @@ def cmd_sql(args: argparse.Namespace) -> None:
         if rel is None:
             return
         if args.output:
-            from dits.atomic import atomic_path
+            from dits.storage.atomic import atomic_path
 
             with atomic_path(args.output) as tmp:
                 rel.write_parquet(str(tmp))
@@ -168,8 +180,8 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     if args.name == "replicate":
         return cmd_replicate(args)
     from dits.config import load_params
-    from dits.influence.experiments import Profile, run_experiment
-    from dits.stage import setup
+    from dits.launch.process import setup
+    from dits.studies.influence import Profile, run_experiment
 
     params = load_params(args.params)
     setup(params)
@@ -196,8 +208,8 @@ def cmd_experiment(args: argparse.Namespace) -> None:
 def cmd_replicate(args: argparse.Namespace) -> None:
     import polars as pl
 
-    from dits import replicate
     from dits.show import print_table
+    from dits.studies import replicate
 
     chosen = [c.slug for c in replicate.RANKINGS] if args.conditions is None else args.conditions
     conditions = tuple(c for c in replicate.RANKINGS if c.slug in chosen)
@@ -238,7 +250,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from dits.datacheck import check
+    from dits.tasks.check import check
 
     for line in check(args.task, args.path, args.format == "json", args.records):
         print(line)
@@ -259,13 +271,31 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  dits run sample --iter 0",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("stage", help="stage name: a file stages/<name>.py")
+    run.add_argument("stage", help="stage name (dits/stages/<name>.py); `dits stages --list` lists them")
     run.add_argument("--iter", type=int, default=0, help="iteration k (default 0)")
     run.add_argument(
         "--shard", type=_shard, default=(0, 1), help="I/N: one slice of a stage that shards (default 0/1)"
     )
     run.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     run.set_defaults(func=cmd_run)
+
+    stages = sub.add_parser(
+        "stages",
+        help="dvc.yaml from the stage declarations (dits/stages/*.py): print, write or check it",
+        epilog="examples:\n  dits stages --list\n"
+        "  dits stages --write      after editing a STAGE declaration\n"
+        "  dits stages --check      exit 1 when dvc.yaml differs from the declarations",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = stages.add_mutually_exclusive_group()
+    what.add_argument("--write", action="store_true", help="write dvc.yaml")
+    what.add_argument(
+        "--check", action="store_true", help="fail when dvc.yaml is not what the declarations give"
+    )
+    what.add_argument(
+        "--list", action="store_true", help="the stages in pipeline order, with what they write"
+    )
+    stages.set_defaults(func=cmd_stages)
 
     sql = sub.add_parser(
         "sql",

@@ -1,4 +1,4 @@
-"""params.yaml → frozen dataclasses, validated on load (DESIGN §3).
+"""params.yaml → frozen dataclasses, validated on load.
 
 Each section of params.yaml is one dataclass below. Every field documents its default and, where
 it differs, the paper's value. Loading fails on the first fault with one line naming the key, the
@@ -97,8 +97,7 @@ class BootstrapParams:
         max=1.0,
     )
     catch: float = param(0.3, "P(Bob catches a slip in a debate)", min=0.0, max=1.0)
-    eval_every: int = param(250, "steps between learning-curve points (0 = only at the end)", min=0)
-    eval_examples: int = param(100, "validation questions per learning-curve point", min=1)
+    eval_examples: int = param(100, "validation questions bootstrap_score plays greedily per task", min=1)
 
 
 @dataclass(frozen=True)
@@ -251,7 +250,7 @@ class PolicyParams:
 
 @dataclass(frozen=True)
 class RewardModelParams:
-    """TOA's reward model (toa.reward: model): TRL's RewardTrainer (dits/train/reward_model.py)."""
+    """TOA's reward model (toa.reward: model): TRL's RewardTrainer (dits/toa/reward_model.py)."""
 
     questions: int = param(
         200, "sft-pool questions per task whose policy answers, scored by the task metric, make pairs", min=1
@@ -267,7 +266,7 @@ class RewardModelParams:
 
 @dataclass(frozen=True)
 class TOAParams:
-    """TOA (papers/toa.md): multi-model search, its baselines at equal budget, and training on their data."""
+    """TOA, arXiv 2412.17061: multi-model search, its baselines at equal budget, training on their data."""
 
     models: list[str] = param(
         [], "K policy checkpoints (local dirs or hub ids); empty = the embedded policies of toa.policies"
@@ -275,7 +274,7 @@ class TOAParams:
     policies: PolicyParams = param(PolicyParams(), "the embedded policies (toa.models empty)")
     methods: list[str] = param(
         ["toa", "random", "parallel", "sequential", "prs", "moa"],
-        "methods run at the same budget (papers/toa.md §4)",
+        "methods run at the same budget (the TOA authors' baselines)",
     )
     questions: int = param(64, "search-pool questions per task", paper="59876 UltraFeedback prompts", min=1)
     budgets: list[int] = param(
@@ -406,11 +405,11 @@ class Params:
     sft: SFTParams = param(SFTParams(), "SFT")
     search: SearchParams = param(SearchParams(), "the DITS/Optima tree search")
     pairs: PairParams = param(PairParams(), "preference pairs from the trees")
-    influence: InfluenceParams = param(InfluenceParams(), "influence of pair groups (papers/dits.md §6)")
+    influence: InfluenceParams = param(InfluenceParams(), "influence of pair groups (DITS, arXiv 2502.00955)")
     select: SelectParams = param(SelectParams(), "Top-α selection (sql/select.sql)")
     dpo: DPOParams = param(DPOParams(), "DPO on the selected pairs")
     evaluate: EvaluateParams = param(EvaluateParams(), "evaluation")
-    toa: TOAParams = param(TOAParams(), "TOA: multi-model search and its baselines (papers/toa.md)")
+    toa: TOAParams = param(TOAParams(), "TOA: multi-model search and its baselines (arXiv 2412.17061)")
     train: TrainLaunchParams = param(TrainLaunchParams(), "where the training stages run")
     backend: BackendParams = param(BackendParams(), "inference")
 
@@ -480,15 +479,19 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except UnicodeDecodeError:
         raise DitsError(f"{path}: not UTF-8 text") from None
     params = _build(Params, raw, str(path), "")
-    from dits.tasks import dataset_tasks, get_task, known_tasks
+    from dits.tasks.catalog import dataset_tasks, known_tasks
 
     if not params.task.names:
         raise DitsError(f"{path}: task.names = []: must name at least one of {', '.join(known_tasks())}")
     for name in params.task.names:
-        try:
-            get_task(name, params.seed, params.task)
-        except DitsError as exc:
-            raise DitsError(f"{path}: task.names: {exc}") from None
+        if name not in known_tasks():
+            raise DitsError(
+                f"{path}: task.names: unknown task {name!r}: known tasks are {', '.join(known_tasks())}"
+            )
+        if name in dataset_tasks() and name not in params.task.paths:
+            raise DitsError(
+                f"{path}: task.names: task.paths.{name}: missing; expected the {name} dataset directory"
+            )
     for name in params.task.paths:
         if name not in dataset_tasks():
             raise DitsError(

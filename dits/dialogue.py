@@ -1,4 +1,4 @@
-"""The two-agent dialogue protocol of Optima/DITS (papers/dits.md §2).
+"""The two-agent dialogue protocol of Optima/DITS (the authors' ``utils/prompt_template.py``).
 
 Alice speaks first, Bob answers, strictly alternating. Every message starts with the speaker's
 name; the answer is the last ``<A>…</A>`` of a message (math: the last ``\\boxed{…}``). A
@@ -41,7 +41,7 @@ _EMBEDDED: dict[tuple[Family, str], str] = {
     ),
 }
 
-# The dataset tasks' prompts (papers/dits.md §2): what the authors' templates carry, in our words.
+# The dataset tasks' prompts: what the authors' templates (``utils/prompt_template.py``) carry, in our words.
 _EXCHANGE = (
     "You are {name}, an agent answering a question together with {partner}.\n"
     "Question: {question}\n"
@@ -105,7 +105,7 @@ def system_prompt(family: Family, agent: str, example: Example) -> str:
 def parse_answer(text: str, prompts: str = "") -> str | None:
     """Return the answer in ``text``, stripped, or None.
 
-    The last ``<A>…</A>``; for the math prompts the last ``\\boxed{}`` (papers/dits.md §2).
+    The last ``<A>…</A>``; for the math prompts the last ``\\boxed{}``, as the authors' parsers.
     """
     if prompts in _BOXED_PROMPTS:
         return last_boxed(text)
@@ -117,7 +117,7 @@ def last_boxed(text: str) -> str | None:
     """Return the content of the last ``\\boxed{…}`` of ``text``, braces matched, or None.
 
     None also for a box left open: a model's message is not data to stop on, unlike a dataset
-    solution (``dits.datasets.competition_math.boxed_answer`` raises there).
+    solution (``dits.tasks.loaders.competition_math.boxed_answer`` raises there).
     """
     start = text.rfind("\\boxed{")
     if start < 0:
@@ -168,7 +168,7 @@ class Dialogue:
         A message cut at the token limit (``finish_reason`` "length") ends the dialogue as
         ``too_long``: the "large" marker of the authors' sampler, which the reward penalises. The
         tree search passes no finish reason, since the authors' ``expand()`` keeps a cut message
-        and plays on (papers/dits.md §4).
+        and plays on.
         """
         self.messages.append({"agent": self.speaker, "text": text.strip(), "tokens": tokens})
         if finish_reason == "length":

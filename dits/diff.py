@@ -1,10 +1,10 @@
-"""Added, removed and changed rows of one table between two revisions (DESIGN §3, ``dits diff``).
+"""Added, removed and changed rows of one table between two revisions (``dits diff``).
 
 Rows are joined by the table's key (``store.KEYS``) plus ``iter``; keys are content hashes, so the
 same datum has the same key at both revisions and a changed row means a changed value, not a
 reshuffle. A revision is anything DVC resolves: a git revision or a DVC experiment name (``dvc exp
 run -n NAME`` commits under ``refs/exps``, and DVC's git filesystem looks names up there). Its
-tables are read through DVC from the local cache (STACK §8); ``WORKTREE`` (or ``.``) means the
+tables are read through DVC from the local cache; ``WORKTREE`` (or ``.``) means the
 files on disk now.
 """
 
@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dits.errors import DitsError
-from dits.store import KEYS, SCHEMAS, conform
+from dits.storage.store import KEYS, SCHEMAS, conform
 
 WORKTREE = ("WORKTREE", ".")
 VALUE_CHARS = 40  # an example's value is cut to this many characters

@@ -1,7 +1,7 @@
 """Test-set evaluation: greedy dialogues, task score and tokens per dialogue per model.
 
 A dialogue that never agrees within the message limit is scored on its last parsed answer (0 if
-none), as in sampling (DESIGN §9). Summaries carry n and the standard error, and the task's
+none), as in sampling. Summaries carry n and the standard error, and the task's
 guessing baseline, so "A beats B" can be read as a paired difference on the same questions.
 """
 
@@ -11,15 +11,16 @@ import math
 
 import polars as pl
 
-from dits.backends import backend
 from dits.backends.base import Backend, Sampling
+from dits.backends.factory import backend
 from dits.config import Params
 from dits.dialogue import Dialogue, play
-from dits.prepare import examples_from_frame
+from dits.paths import base_model, dpo_model, sft_model
 from dits.progress import bar
 from dits.seeds import derive_seed
-from dits.stage import base_model, dpo_model, sft_model
-from dits.tasks import Example, Task, get_task
+from dits.tasks.base import Example, Task
+from dits.tasks.prepare import examples_from_frame
+from dits.tasks.registry import get_task
 
 MODELS = ("base", "sft", "dpo")
 

@@ -16,14 +16,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dits.atomic import atomic_path
 from dits.config import Params
 from dits.dialogue import AGENTS
 from dits.errors import DitsError
 from dits.sample import dialogue_from_row, select_for_sft
-from dits.schemas import CHAT_TURN
-from dits.store import read_table
-from dits.tasks import get_task
+from dits.storage.atomic import atomic_path
+from dits.storage.schemas import CHAT_TURN
+from dits.storage.store import read_table
+from dits.tasks.registry import get_task
 from dits.train.dpo import pair_rows
 
 FORMATS = ("parquet", "jsonl", "datasets")

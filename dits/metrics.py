@@ -2,7 +2,7 @@
 
 The normalisation (lower-case, strip punctuation and articles, split on whitespace, numbers
 compared as numbers with commas removed) does not depend on any model, so scores of different
-models are comparable (DESIGN §2). The paper's F1 is the authors' ``cal_f1_score``: their
+models are comparable. The paper's F1 is the authors' ``cal_f1_score``: their
 clean-up of the text, then the Llama tokenizer; ``token_f1(..., tokenize=paper_tokenize(
 tokenizer.tokenize))`` computes it exactly. ``tokenize=tokenizer.tokenize`` alone is not it:
 it skips the lower-casing and stripping, so a prediction that differs from the answer only in

@@ -1,4 +1,4 @@
-"""The Optima reward of a whole dialogue (papers/dits.md §3; ``get_score_deploy`` in the authors' code).
+"""The Optima reward of a whole dialogue (arXiv 2410.08115; ``get_score_deploy`` in the authors' code).
 
     R = S_task + λ1 · T / T_max + λ2 / L_max          (λ1 < 0)
 
@@ -87,7 +87,7 @@ def final_answer(dialogue: Dialogue, in_search: bool = False) -> str:
     """The answer a dialogue is scored on.
 
     Sampling and evaluation score the last parsed answer of a dialogue that never agreed; the
-    tree search follows the paper and scores it 0 (DESIGN §9).
+    tree search follows the paper and scores it 0.
     """
     if in_search and dialogue.stop_reason != "agree":
         return ""

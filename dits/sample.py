@@ -1,6 +1,6 @@
 """Sampling SFT data: the policy plays several dialogues per question, each scored by the reward.
 
-All dialogues of a task advance one turn per backend call (DESIGN §5). The reward's token
+All dialogues of a task advance one turn per backend call. The reward's token
 normaliser is the largest token count among the samples of the same question, as the authors'
 ``reward_batch_based_on_deploy`` does for SFT ranking.
 """
@@ -11,17 +11,18 @@ from collections import defaultdict
 
 import polars as pl
 
-from dits.backends import backend
 from dits.backends.base import Backend, Sampling
+from dits.backends.factory import backend
 from dits.config import Params
 from dits.dialogue import Dialogue, play
 from dits.errors import DitsError
-from dits.prepare import examples_from_frame
+from dits.paths import base_model, policy_model
 from dits.progress import bar
 from dits.reward import reward_dialogues
 from dits.seeds import content_id, derive_seed
-from dits.stage import base_model, policy_model
-from dits.tasks import Example, Task, get_task
+from dits.tasks.base import Example, Task
+from dits.tasks.prepare import examples_from_frame
+from dits.tasks.registry import get_task
 
 
 def sample_task(params: Params, k: int, name: str, pool: pl.DataFrame) -> pl.DataFrame:
@@ -108,8 +109,8 @@ def dialogue_from_row(row: dict, tasks: pl.DataFrame, task: Task) -> Dialogue:
 def select_for_sft(dialogues: pl.DataFrame, keep_fraction: float, min_reward: float) -> pl.DataFrame:
     """Return the SFT dialogues: best of each question, top ``keep_fraction`` of questions, ≥ ε.
 
-    papers/dits.md §5, ``process_dataloader_for_sft``: per question keep the best dialogue by
-    reward; sort questions by it; keep the top 70 %; drop those below ε_sft.
+    The authors' ``process_dataloader_for_sft`` (``dataloader/dataloader.py``): per question keep
+    the best dialogue by reward; sort questions by it; keep the top 70 %; drop those below ε_sft.
     """
     best = (
         dialogues.sort(["reward", "dialogue_id"], descending=[True, False])
@@ -125,7 +126,7 @@ def token_normaliser_sample(
 ) -> list[int]:
     """Token counts of ``n`` dialogues sampled at T = 0.7 on ``examples`` (cycled), in one batch.
 
-    The search's T_max is the 80th percentile of these (papers/dits.md §3).
+    The search's T_max is the 80th percentile of these, as in the authors' ``train/sft_dpo_DI_test.py``.
     """
     s = params.sample
     dialogues = [

@@ -1,7 +1,7 @@
 """Per-row seeds derived from content, never from batch position or Python's ``hash``.
 
-A row keeps its seed whether it runs alone, in a batch, in another shard or after a resume
-(DESIGN §2), which is what makes sharded and resumed runs equal to a single run.
+A row keeps its seed whether it runs alone, in a batch, in another shard or after a resume,
+which is what makes sharded and resumed runs equal to a single run.
 """
 
 from __future__ import annotations
@@ -16,5 +16,5 @@ def derive_seed(*parts: object) -> int:
 
 
 def content_id(*parts: object, size: int = 8) -> str:
-    """Return a stable hex key for a datum defined by ``parts`` (table keys, DESIGN §4)."""
+    """Return a stable hex key for a datum defined by ``parts`` (table keys)."""
     return hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=size).hexdigest()

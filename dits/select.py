@@ -1,4 +1,4 @@
-"""Runs ``sql/select.sql``: Top-α preference pairs by H = minmax(I) + γ·Q (DESIGN §4).
+"""Runs ``sql/select.sql``: Top-α preference pairs by H = minmax(I) + γ·Q (DITS, arXiv 2502.00955).
 
 Selection lives in SQL so a user can read and change the rule in one file; this module only binds
 the parameters (never formatting them into the text) and supplies the relations it reads.

@@ -42,7 +42,7 @@ def show(metrics_dir: str, data: str) -> None:
     )
     import duckdb
 
-    from dits.store import connect
+    from dits.storage.store import connect
 
     con = connect(data)
     views = views_of(con)
@@ -176,7 +176,7 @@ def _print_toa(metrics: Path) -> bool:
 
 def _print_writers(data: Path) -> None:
     """Which inference backend wrote each table's iterations (the parts' ``dits.backend`` metadata)."""
-    from dits.store import writer
+    from dits.storage.store import writer
 
     rows = []
     for folder in sorted(p for p in data.glob("*/iter=*") if p.is_dir()):

@@ -14,7 +14,7 @@ from rich.tree import Tree as RichTree
 
 from dits.errors import DitsError
 from dits.search.tree import Node, Tree, trees_from_frame
-from dits.store import read_table
+from dits.storage.store import read_table
 
 KNOWN_SHOWN = 5  # tree ids an error message lists before saying how many more there are
 

@@ -1,1 +1,1 @@
-../dits/sql/toa_dpo.sql
+../dits/toa/sql/toa_dpo.sql

@@ -1,1 +1,1 @@
-../dits/sql/toa_sft.sql
+../dits/toa/sql/toa_sft.sql

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from dits import atomic
+from dits.storage import atomic
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,8 @@ from tiny import tiny_llama
 from transformers import AutoTokenizer
 
 from dits.backends.base import Sampling
-from dits.backends.hf import HFBackend, _shared_prefix_lengths, load_model
+from dits.backends.hf import HFBackend, _shared_prefix_lengths
+from dits.backends.load import load_model
 from dits.backends.render import end_ids
 from dits.errors import DitsError
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import types
 
 import polars as pl
 import pyarrow as pa
@@ -9,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dits.cli import main
-from dits.store import part_path, write_part
+from dits.storage.store import part_path, write_part
 
 
 def sql(tmp_path, query: str, *extra: str) -> int:
@@ -111,54 +113,45 @@ def test_sql_output_into_a_missing_directory_creates_it_and_writes_the_file_whol
     assert os.listdir(out.parent) == ["out.parquet"]
 
 
-def test_run_unknown_stage_returns_1_naming_the_stage(tmp_path, monkeypatch, capsys):
-    (tmp_path / "stages").mkdir()
-    monkeypatch.chdir(tmp_path)
-    assert main(["run", "nosuchstage"]) == 1
-    line = assert_one_error_line(capsys.readouterr().err)
-    assert "stages/nosuchstage.py: no such stage" in line
-
-
-def test_run_unknown_stage_lists_known_stages(tmp_path, monkeypatch, capsys):
-    (tmp_path / "stages").mkdir()
-    (tmp_path / "stages" / "sample.py").write_text("")
-    (tmp_path / "stages" / "prepare.py").write_text("")
-    monkeypatch.chdir(tmp_path)
+def test_run_unknown_stage_returns_1_naming_the_stage_and_listing_the_known_ones(capsys):
     assert main(["run", "smaple"]) == 1
-    assert assert_one_error_line(capsys.readouterr().err).endswith("known stages: prepare, sample")
+    line = assert_one_error_line(capsys.readouterr().err)
+    assert "smaple: no such stage; known stages: prepare, bootstrap, bootstrap_score, sample," in line
 
 
-def echo_stage(tmp_path, monkeypatch, header: str = "") -> None:
-    """A stage ``echo`` under ``tmp_path/stages`` that prints its arguments; cwd is ``tmp_path``."""
-    (tmp_path / "stages").mkdir()
-    (tmp_path / "stages" / "echo.py").write_text(
-        f"{header}def main(params, k, shard):\n    print(params.seed, k, shard)\n"
-    )
+def echo_stage(tmp_path, monkeypatch, sharded: bool = False) -> None:
+    """A stage ``echo`` (a module ``dits.stages.echo``) that prints its arguments; cwd is ``tmp_path``."""
+    from dits import stages
+    from dits.stages.stage import Stage
+
+    module = types.ModuleType("dits.stages.echo")
+    module.STAGE = Stage("echo", params=("seed",), sharded=sharded, torch=False)
+    module.work = lambda run: print(run.params.seed, run.k, run.shard)
+    monkeypatch.setitem(sys.modules, "dits.stages.echo", module)
+    monkeypatch.setattr(stages, "NAMES", (*stages.NAMES, "echo"))
     (tmp_path / "params.yaml").write_text("seed: 5\n")
     monkeypatch.chdir(tmp_path)
 
 
-def test_run_calls_the_stage_main_with_params_iter_and_shard(tmp_path, monkeypatch, capsys):
-    echo_stage(tmp_path, monkeypatch, "SHARDED = True\n")
+def test_run_calls_the_stage_work_with_params_iter_and_shard(tmp_path, monkeypatch, capsys):
+    echo_stage(tmp_path, monkeypatch, sharded=True)
     assert main(["run", "echo", "--iter", "2", "--shard", "1/3"]) == 0
-    assert capsys.readouterr().out == "5 2 (1, 3)\n"
+    assert capsys.readouterr().out.splitlines()[0] == "5 2 (1, 3)"
 
 
 def test_run_gives_a_stage_that_does_not_shard_the_whole(tmp_path, monkeypatch, capsys):
     echo_stage(tmp_path, monkeypatch)
     assert main(["run", "echo", "--iter", "1"]) == 0
-    assert capsys.readouterr().out == "5 1 (0, 1)\n"
+    assert capsys.readouterr().out.splitlines()[0] == "5 1 (0, 1)"
 
 
-@pytest.mark.parametrize("header", ["", "SHARDED = False\n", "SHARDED = 'yes'\n"])
-def test_run_rejects_shard_on_a_stage_that_does_not_shard(tmp_path, monkeypatch, capsys, header):
-    echo_stage(tmp_path, monkeypatch, header)
+def test_run_rejects_shard_on_a_stage_that_does_not_shard(tmp_path, monkeypatch, capsys):
+    echo_stage(tmp_path, monkeypatch)
     assert main(["run", "echo", "--shard", "1/2"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert assert_one_error_line(captured.err) == (
-        "dits: error: stages/echo.py: --shard 1/2: stage echo does not shard (a stage that does sets "
-        "SHARDED = True); run it without --shard"
+        "dits: error: --shard 1/2: stage echo does not shard; run it without --shard"
     )
 
 
@@ -188,12 +181,21 @@ def test_run_with_a_params_fault_prints_one_line_naming_file_and_key(
 
 
 def test_run_with_bad_params_returns_1(tmp_path, monkeypatch, capsys):
-    (tmp_path / "stages").mkdir()
-    (tmp_path / "stages" / "echo.py").write_text("def main(params, k, shard):\n    pass\n")
+    echo_stage(tmp_path, monkeypatch)
     (tmp_path / "params.yaml").write_text("sede: 5\n")
-    monkeypatch.chdir(tmp_path)
     assert main(["run", "echo"]) == 1
     assert "sede: unknown key" in assert_one_error_line(capsys.readouterr().err)
+
+
+def test_stages_check_fails_on_a_stale_dvc_yaml_and_write_mends_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    assert main(["stages", "--check"]) == 1
+    assert "dvc.yaml: not what the stage declarations generate" in assert_one_error_line(
+        capsys.readouterr().err
+    )
+    assert main(["stages", "--write"]) == 0
+    assert main(["stages", "--check"]) == 0
 
 
 @pytest.mark.parametrize("shard", ["3/2", "a/b", "1"])
@@ -342,7 +344,7 @@ def test_show_over_a_table_of_another_shape_prints_one_line(tmp_path, capsys):
 
 
 def test_show_names_the_backend_that_wrote_each_table(tmp_path, capsys, monkeypatch):
-    from dits import store
+    from dits.storage import store
 
     monkeypatch.setattr(store, "WRITER", {})
     write_part(part_path(tmp_path / "data", "selected", 1), "selected", selected_frame())  # unstamped

@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dits.datasets import known_datasets, load, splits
-from dits.datasets.readers import csv_rows, parquet_rows
 from dits.errors import DitsError
+from dits.tasks.loaders import known_datasets, load, splits
+from dits.tasks.loaders.readers import csv_rows, parquet_rows
 
 GSM8K_ROW = {"question": "1 + 1?", "answer": "#### 2"}
 

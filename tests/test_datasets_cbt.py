@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dits.datasets import load
 from dits.errors import DitsError
+from dits.tasks.loaders import load
 
 OPTIONS = ["ball", "box", "cat", "day", "dog", "garden", "hat", "house", "king", "tree"]
 STORY = [f"Sentence {k} of the story , said the king ." for k in range(1, 21)]

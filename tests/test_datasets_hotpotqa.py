@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dits.datasets import Record, load, splits
 from dits.errors import DitsError
 from dits.seeds import derive_seed
+from dits.tasks.loaders import Record, load, splits
 
 QUESTIONS = [
     {

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dits.datasets import Record, load, splits
-from dits.datasets.competition_math import boxed_answer
 from dits.errors import DitsError
+from dits.tasks.loaders import Record, load, splits
+from dits.tasks.loaders.competition_math import boxed_answer
 
 PROBLEMS = {
     "train/algebra/1104.json": {

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dits.datasets import Record, load, splits
 from dits.errors import DitsError
+from dits.tasks.loaders import Record, load, splits
 
 # Quoted fields with commas, a pipe, a newline and doubled quotes, as the MMLU files have them.
 TEST_CSV = (

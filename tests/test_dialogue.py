@@ -7,7 +7,7 @@ import pytest
 from dits.backends.base import Chat, Generation, Sampling
 from dits.dialogue import Dialogue, parse_answer, play, system_prompt
 from dits.seeds import derive_seed
-from dits.tasks import Example
+from dits.tasks.base import Example
 
 EXAMPLE = Example(
     example_id="e0",

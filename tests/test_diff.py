@@ -13,7 +13,7 @@ import pytest
 from dits.cli import main
 from dits.diff import compare, read_at
 from dits.errors import DitsError
-from dits.store import SCHEMAS, part_path, write_part
+from dits.storage.store import SCHEMAS, part_path, write_part
 
 
 def pair(pair_id: str, q_chosen: float = 0.75) -> dict:
@@ -183,7 +183,7 @@ SELECT_STAGE = """\
 import polars as pl
 import yaml
 
-from dits.store import part_path, write_part
+from dits.storage.store import part_path, write_part
 
 alpha = yaml.safe_load(open("params.yaml"))["select"]["alpha"]
 rows = [

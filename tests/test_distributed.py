@@ -12,17 +12,17 @@ import sys
 import pytest
 import torch
 
-from dits.backends.hf import load_model
+from dits.backends.load import load_model
 from dits.config import BootstrapParams, DPOParams, SFTParams, TrainLaunchParams
+from dits.embedded.bootstrap import build_model, make_tokenizer, scripted_chats
+from dits.embedded.scripts import Noise
 from dits.errors import DitsError
-from dits.stage import save_model
-from dits.tasks import get_task
+from dits.storage.atomic import save_model
+from dits.tasks.registry import get_task
+from dits.toa.reward_model import RewardScorer, fit_reward
 from dits.train import world
-from dits.train.bootstrap import build_model, make_tokenizer, scripted_chats
 from dits.train.distributed import train
-from dits.train.fit import Fit
-from dits.train.reward_model import RewardScorer
-from dits.train.scripts import Noise
+from dits.train.fit import Fit, fit_dpo, fit_sft, trainer_path
 
 TINY = BootstrapParams(seed=0, hidden_size=32, layers=1, heads=2, intermediate_size=64, vocab_size=400)
 TOLERANCE = 1e-4  # nats; measured: 0 to 3e-6 (the same rows, summed in another order)
@@ -48,8 +48,12 @@ def base(tmp_path_factory):
     return path, chats
 
 
+TRAINERS = {"sft": fit_sft, "dpo": fit_dpo, "reward": fit_reward}
+
+
 def fit(trainer, model, rows, settings, out) -> Fit:
-    return Fit(trainer, str(model), rows, settings, str(out), f"{trainer} test", seed=0, threads=1)
+    path = trainer_path(TRAINERS[trainer])
+    return Fit(path, str(model), rows, settings, str(out), f"{trainer} test", seed=0, threads=1)
 
 
 def dpo_rows(chats) -> list[dict]:

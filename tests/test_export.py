@@ -18,9 +18,9 @@ from dits.config import Params
 from dits.dialogue import system_prompt
 from dits.errors import DitsError
 from dits.export import dpo_table, export, sft_table
-from dits.schemas import SCHEMAS
-from dits.store import part_path, read_table, write_part
-from dits.tasks import Example
+from dits.storage.schemas import SCHEMAS
+from dits.storage.store import part_path, read_table, write_part
+from dits.tasks.base import Example
 from dits.train import recipes
 
 TASK = "synthetic-exchange"
@@ -225,7 +225,7 @@ def test_dpo_export_from_a_tasks_table_without_source_id_leaves_the_column_out()
 def test_export_rows_are_what_the_sft_and_dpo_stages_train_on(data, monkeypatch):
     trained: dict[str, list] = {}
     monkeypatch.setattr(
-        recipes, "train", lambda launch, fit: trained.update({fit.trainer: fit.rows}) or {"loss": []}
+        recipes, "train", lambda launch, fit: trained.update({fit.trainer[-3:]: fit.rows}) or {"loss": []}
     )
     tasks, dialogues = read_table(data, "tasks", 0), read_table(data, "dialogues", 0)
     pairs = read_table(data, "pairs", 0).join(read_table(data, "selected", 0).select("pair_id"), on="pair_id")

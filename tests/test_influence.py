@@ -9,14 +9,14 @@ import torch
 
 from dits.backends.base import Forced
 from dits.backends.forced import _batches
-from dits.backends.hf import load_model
+from dits.backends.load import load_model
 from dits.config import BackendParams, EvaluateParams, InfluenceParams, SampleParams
 from dits.dialogue import Dialogue
 from dits.influence.estimators import Validation, episodes, finite_difference, grad_similarity
-from dits.influence.experiments import auc, swap
 from dits.influence.score import InfluenceRun, cost
 from dits.seeds import content_id
-from dits.tasks import get_task
+from dits.studies.influence import auc, swap
+from dits.tasks.registry import get_task
 
 TASK = get_task("synthetic-debate", 0)
 
@@ -174,7 +174,7 @@ def test_crn_uses_the_same_seeds_for_warm_and_perturbed_adapters():
 
 
 def test_first_turn_pairs_take_best_vs_worst_first_message_above_the_gap():
-    from dits.influence.experiments import first_turn_pairs
+    from dits.studies.influence import first_turn_pairs
 
     ex = TASK.examples("sft", 0, 1)[0]
     tasks = pl.DataFrame(
@@ -225,8 +225,8 @@ def test_replay_finds_the_first_message_that_differs(one_run):
     from dataclasses import replace
 
     from dits.backends.hf import HFBackend
+    from dits.backends.stack import AdapterStack
     from dits.influence.replay import first_divergence
-    from dits.influence.stack import AdapterStack
 
     model = one_run.perturbation.model
     backend = HFBackend(model, one_run.tokenizer, 64, AdapterStack(model, [one_run.perturbation.warm]))

@@ -23,11 +23,12 @@ import pytest
 import yaml
 from test_pipeline import _make_repo, tiny_params
 
-from dits import cli, launch
-from dits.backends import close_all
+from dits import cli
+from dits.backends.factory import close_all
 from dits.config import BackendParams, Params, RayParams
 from dits.errors import DitsError
-from dits.resume import Work
+from dits.launch import units as launch
+from dits.storage.resume import Work
 
 ray = pytest.importorskip("ray")
 
@@ -238,6 +239,10 @@ def test_a_units_own_error_stops_the_stage_with_its_line_and_keeps_the_finished_
 
 
 def test_the_launcher_does_not_key_the_work():
-    ray_backend = _ray_params(num_cpus=4, max_retries=5).backend
-    assert launch.work_key(ray_backend) == launch.work_key(BackendParams())
-    assert launch.work_key(dataclasses.replace(ray_backend, threads=1)) != launch.work_key(BackendParams())
+    from dits.stages.search import STAGE
+
+    ray = _ray_params(num_cpus=4, max_retries=5)
+    local = dataclasses.replace(ray, backend=BackendParams())
+    assert STAGE.key(ray, 0, (0, 1)) == STAGE.key(local, 0, (0, 1))
+    fewer_threads = dataclasses.replace(ray, backend=dataclasses.replace(ray.backend, threads=1))
+    assert STAGE.key(fewer_threads, 0, (0, 1)) != STAGE.key(local, 0, (0, 1))

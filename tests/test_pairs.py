@@ -11,11 +11,11 @@ from dits.backends.base import Generation
 from dits.config import PairParams, RewardParams, SampleParams, SearchParams
 from dits.dialogue import system_prompt
 from dits.errors import DitsError
-from dits.pairs import kept, pairs_frame, tree_pairs
-from dits.schemas import SCHEMAS, conform
 from dits.search.dialogue_search import DialogueSearch, TreeSearch
 from dits.search.mcts import run_search
+from dits.search.pairs import kept, pairs_frame, tree_pairs
 from dits.search.tree import Node, Tree, nodes_frame, trees_from_frame
+from dits.storage.schemas import SCHEMAS, conform
 from dits.tasks.base import Example, Family
 
 EXAMPLE = Example(

@@ -9,9 +9,9 @@ import torch
 from tiny import tiny_llama
 from transformers import AutoTokenizer
 
+from dits.backends.stack import lora_state
 from dits.config import InfluenceParams
 from dits.influence.perturb import Perturbation, dpo_loss, groups_of, tokenize_pair, warmup_schedule
-from dits.influence.stack import lora_state
 
 SEED = 3
 

@@ -35,7 +35,6 @@ TINY = {
         "scripts_per_task": 40,
         "steps": 12,
         "batch_size": 8,
-        "eval_every": 0,
         "eval_examples": 4,
     },
     "sample": {"samples_per_example": 2, "max_new_tokens": 12, "max_messages": 4},

@@ -8,10 +8,10 @@ from test_datasets_gsm8k import _published as gsm8k_files
 
 from dits.config import Params, TaskParams
 from dits.errors import DitsError
-from dits.prepare import examples_from_frame, tasks_frame
-from dits.schemas import conform
-from dits.tasks import get_task
-from dits.tasks.datasets import LAYOUTS, Layout
+from dits.storage.schemas import conform
+from dits.tasks.prepare import examples_from_frame, tasks_frame
+from dits.tasks.catalog import LAYOUTS, Layout
+from dits.tasks.registry import get_task
 
 
 def _params(path: str, **sizes: int) -> Params:

@@ -1,4 +1,4 @@
-"""dits.replicate: the plan of each condition and the statistics over seeds (the runs: test_pipeline)."""
+"""dits.studies.replicate: each condition's plan and the statistics over seeds (the runs: test_pipeline)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from dits.cli import main
 from dits.errors import DitsError
-from dits.replicate import (
+from dits.studies.replicate import (
     RANKINGS,
     Study,
     _synthesis_tokens,

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import polars as pl
 import pytest
 
-from dits import resume
+from dits.storage import resume
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +52,8 @@ def test_a_rerun_reuses_finished_units_and_computes_only_the_rest():
     assert again.path == first.path
 
 
-def test_the_key_changes_with_params_inputs_and_code():
+def test_the_key_changes_with_params_inputs_and_code(monkeypatch):
+    monkeypatch.setattr(resume, "CODE", (Path("dits").resolve(),))  # the package's code, here a copy
     base = resume.Work("s", 0, {"alpha": 0.5}, ["input.txt"]).path
     assert resume.Work("s", 0, {"alpha": 0.3}, ["input.txt"]).path != base
     os.utime("input.txt", ns=(1, 1))

@@ -13,7 +13,8 @@ from dits.backends.hf import HFBackend
 from dits.config import FamilyReward, RewardParams
 from dits.dialogue import AGENTS, Dialogue
 from dits.reward import Reward, final_answer, impersonates, optima_reward, repeats, reward_dialogues
-from dits.tasks import Example, get_task
+from dits.tasks.base import Example
+from dits.tasks.registry import get_task
 
 LAM = FamilyReward(lambda_token=-0.5, lambda_loss=0.5)
 PARAMS = RewardParams(exchange=LAM, debate=FamilyReward(-0.2, 1.0), token_floor=8, token_cap=400)

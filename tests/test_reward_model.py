@@ -11,7 +11,7 @@ import torch
 from tiny import tiny_chat_model
 
 from dits.errors import DitsError
-from dits.train.reward_model import RewardScorer, reward_rows, split_pairs, train_reward_model
+from dits.toa.reward_model import RewardScorer, reward_rows, split_pairs, train_reward_model
 
 WORDS = "ball box cat day dog garden hat house king tree".split()
 TRAIN = {"learning_rate": 3e-3, "epochs": 3.0, "batch_size": 8, "max_length": 256, "seed": 0}

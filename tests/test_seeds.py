@@ -8,12 +8,12 @@ import polars as pl
 import pytest
 
 from dits.seeds import content_id, derive_seed
-from dits.shard import in_shard, shard_of
+from dits.storage.shard import in_shard, shard_of
 
 # Three of the pinned values below, computed in a fresh interpreter.
 PINNED_IN_A_PROCESS = """
 from dits.seeds import content_id, derive_seed
-from dits.shard import shard_of
+from dits.storage.shard import shard_of
 print(derive_seed(0, "sample", 1, "abc"))
 print(content_id("synthetic-exchange", "test", 0))
 print(shard_of("example-0", 3))

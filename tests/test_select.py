@@ -8,7 +8,7 @@ import pytest
 
 from dits.errors import DitsError
 from dits.select import select_pairs, selection_sql
-from dits.store import SCHEMAS, conform
+from dits.storage.store import SCHEMAS, conform
 
 PAIRS = pl.DataFrame(
     {

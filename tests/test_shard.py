@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from dits.errors import DitsError
-from dits.shard import check_shards, shard_rows
+from dits.storage.shard import check_shards, shard_rows
 
 
 def test_more_shards_than_questions_is_one_line_naming_the_flag():

@@ -10,10 +10,10 @@ from transformers import AutoTokenizer
 
 from dits.backends.base import Chat, Generation, Sampling
 from dits.backends.hf import HFBackend
+from dits.backends.stack import AdapterStack, load_lora_state, lora_state
 from dits.dialogue import Dialogue, play
 from dits.errors import DitsError
-from dits.influence.stack import AdapterStack, load_lora_state, lora_state
-from dits.tasks import Example
+from dits.tasks.base import Example
 
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 WORDS = ["a", "bob", "rome is", "x y z", "city", "what", "oslo", "where was", "lima", "the ceo"]

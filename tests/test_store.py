@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dits import schemas, store
 from dits.errors import DitsError
-from dits.store import SCHEMAS, connect, part_path, read_table, write_part
+from dits.storage import schemas, store
+from dits.storage.store import SCHEMAS, connect, part_path, read_table, write_part
 
 MESSAGES = [
     {"agent": "Alice", "text": "Alice: acme founder ada", "tokens": 5},
@@ -202,8 +202,8 @@ def test_conform_accepts_arrow_tables():
 
 def test_search_and_pairs_load_without_the_storage_layer():
     code = (
-        "import sys, dits.pairs, dits.search.dialogue_search; "
-        "print('dits.store' in sys.modules, 'duckdb' in sys.modules)"
+        "import sys, dits.search.pairs, dits.search.dialogue_search; "
+        "print('dits.storage.store' in sys.modules, 'duckdb' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -5,7 +5,9 @@ import re
 import pytest
 
 from dits.errors import DitsError
-from dits.tasks import POOLS, Example, get_task, known_tasks
+from dits.tasks.base import POOLS, Example
+from dits.tasks.catalog import known_tasks
+from dits.tasks.registry import get_task
 
 TASKS = ["synthetic-exchange", "synthetic-debate"]
 

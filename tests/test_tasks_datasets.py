@@ -10,8 +10,10 @@ from test_datasets_gsm8k import _published as gsm8k_files
 
 from dits.config import TaskParams
 from dits.errors import DitsError
-from dits.tasks import Example, dataset_tasks, get_task
-from dits.tasks.datasets import LAYOUTS, DatasetTask
+from dits.tasks.base import Example
+from dits.tasks.catalog import dataset_tasks
+from dits.tasks.real import LAYOUTS, DatasetTask
+from dits.tasks.registry import get_task
 
 
 def _gsm8k(root: Path, n: int) -> Path:

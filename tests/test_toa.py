@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dits.errors import DitsError
-from dits.search.toa import Play, Request, sigmoid, toa_search
+from dits.toa.search import Play, Request, sigmoid, toa_search
 
 
 def scripted(table: Sequence[float]):

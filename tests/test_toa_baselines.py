@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import pytest
 
 from dits.errors import DitsError
-from dits.search.baselines import moa, parallel_ensemble, prs, random_sampling, sequential_refinement
-from dits.search.toa import Play, Request
+from dits.toa.baselines import moa, parallel_ensemble, prs, random_sampling, sequential_refinement
+from dits.toa.search import Play, Request
 
 QUESTIONS = ["q0", "q1"]
 MODELS = ["a", "b", "c"]

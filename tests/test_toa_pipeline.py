@@ -8,10 +8,10 @@ import pytest
 from dits.backends.base import Generation, Sampling
 from dits.backends.render import load_tokenizer
 from dits.config import TOAParams
-from dits.tasks import get_task
-from dits.toa.pipeline import curves
-from dits.toa.run import Generator, method_rows, run_method, verifier, width_of
-from dits.toa.select import dpo_set, reject_rank, sft_set
+from dits.tasks.registry import get_task
+from dits.toa.curves import curves
+from dits.toa.data import dpo_set, reject_rank, sft_set
+from dits.toa.play import Generator, method_rows, run_method, verifier, width_of
 
 TASK = get_task("synthetic-debate", 0)
 MODELS = ["a", "b", "c"]

@@ -8,14 +8,14 @@ from dataclasses import replace
 import pytest
 
 from dits.backends.base import Generation
-from dits.backends.hf import load_model
+from dits.backends.load import load_model
 from dits.config import BootstrapParams, Params
+from dits.embedded.bootstrap import build_model, make_tokenizer
 from dits.errors import DitsError
-from dits.tasks import get_task
 from dits.tasks.base import Example
-from dits.toa import policies
-from dits.toa.prompts import answer_of
-from dits.toa.scripts import (
+from dits.tasks.registry import get_task
+from dits.toa import policies, policy_scores
+from dits.toa.policy_scripts import (
     PROFILES,
     fresh_answer,
     policy_chats,
@@ -24,7 +24,7 @@ from dits.toa.scripts import (
     right_answer,
     wrong_answer,
 )
-from dits.train.bootstrap import build_model, make_tokenizer
+from dits.toa.prompts import answer_of
 
 EXCHANGE, DEBATE = get_task("synthetic-exchange", 0), get_task("synthetic-debate", 0)
 A, B, C = PROFILES
@@ -169,8 +169,8 @@ class _Specialist:
 def test_policy_scores_take_one_generate_call_per_model_and_the_oracle_per_question(monkeypatch):
     examples = EXCHANGE.examples("val", 0, 20)
     models = {relation: _Specialist(relation, examples) for relation in ("founder", "ceo")}
-    monkeypatch.setattr(policies, "backend", lambda path, settings: models[path])
-    report = policies.policy_scores(["founder", "ceo"], [EXCHANGE], 20, Params().backend, samples=2)
+    monkeypatch.setattr(policy_scores, "backend", lambda path, settings: models[path])
+    report = policy_scores.policy_scores(["founder", "ceo"], [EXCHANGE], 20, Params().backend, samples=2)
     founders = sum(question_kind(e, "exchange") == "founder" for e in examples)
     exchange = report["synthetic-exchange"]
     assert exchange["policies"] == [founders / 20, (20 - founders) / 20]
@@ -188,8 +188,8 @@ class _Copier:
 
 
 def test_refine_scores_count_a_copier_as_keeping_right_answers_and_fixing_none(monkeypatch):
-    monkeypatch.setattr(policies, "backend", lambda path, settings: _Copier())
-    report = policies.refine_scores(["copier"], [EXCHANGE, DEBATE], 10, Params().backend)
+    monkeypatch.setattr(policy_scores, "backend", lambda path, settings: _Copier())
+    report = policy_scores.refine_scores(["copier"], [EXCHANGE, DEBATE], 10, Params().backend)
     assert report["synthetic-exchange"][0]["fixed"] == 0.0 and report["synthetic-exchange"][0]["kept"] == 1.0
     debate = report["synthetic-debate"][0]
     assert debate["fixed"] == 0.0 and debate["kept"] == 1.0

@@ -8,10 +8,10 @@ import pytest
 from transformers import AutoTokenizer
 
 from dits.errors import DitsError
-from dits.search.toa import Request
-from dits.tasks import get_task
 from dits.tasks.base import Example
+from dits.tasks.registry import get_task
 from dits.toa.prompts import aggregate_chat, answer_chat, answer_of, refine_chat, request_chat
+from dits.toa.search import Request
 
 EXCHANGE = Example(
     "e1",

@@ -7,10 +7,10 @@ import torch
 
 from dits.backends.hf import HFBackend
 from dits.config import BootstrapParams, DPOParams, SFTParams
-from dits.tasks import get_task
-from dits.train.bootstrap import build_model, make_tokenizer, scripted_chats
+from dits.embedded.bootstrap import build_model, make_tokenizer, scripted_chats
+from dits.embedded.scripts import Noise
+from dits.tasks.registry import get_task
 from dits.train.dpo import pair_rows, train_dpo
-from dits.train.scripts import Noise
 from dits.train.sft import train_sft
 
 TINY = BootstrapParams(seed=0, hidden_size=32, layers=1, heads=2, intermediate_size=64, vocab_size=400)

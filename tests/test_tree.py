@@ -4,10 +4,10 @@ import polars as pl
 import pytest
 
 from dits.errors import DitsError
-from dits.schemas import SCHEMAS, conform
 from dits.search.tree import Tree, nodes_frame, trees_from_frame
 from dits.seeds import content_id
-from dits.store import part_path, read_table, write_part
+from dits.storage.schemas import SCHEMAS, conform
+from dits.storage.store import part_path, read_table, write_part
 
 
 def small_tree(tree_id: str = "t1") -> Tree:

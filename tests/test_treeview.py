@@ -5,7 +5,7 @@ import pytest
 from dits.cli import main
 from dits.errors import DitsError
 from dits.search.tree import Tree, nodes_frame
-from dits.store import part_path, write_part
+from dits.storage.store import part_path, write_part
 from dits.treeview import find_tree, snippet
 
 

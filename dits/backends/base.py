@@ -1,11 +1,11 @@
-"""The Backend protocol: the only thing that touches a model for inference (DESIGN §2).
+"""The Backend protocol: the only thing that touches a model for inference.
 
 Backends see chats, never dialogues or trees: one call carries a whole batch (many dialogues,
 many trees, many adapters), and every row carries its own seed so it decodes the same alone,
 in a batch, in another shard or after a resume.
 
 Two implementations: ``HFBackend`` (transformers, ``dits.backends.hf``) and ``VLLMBackend``
-(vLLM's offline engine, ``dits.backends.vllm``); ``dits.backends.backend`` picks one from
+(vLLM's offline engine, ``dits.backends.vllm``); ``dits.backends.factory.backend`` picks one from
 ``backend.name``. Adapter ``i`` in ``generate`` and ``greedy_misses`` is the i-th LoRA the
 backend was given by ``dits.backends.serving`` (influence validation's perturbed θ_g).
 """

@@ -1,49 +1,33 @@
 """Batched inference with transformers: left padding, KV cache, per-row seeds.
 
 ``generate`` runs its own decoding loop instead of ``model.generate`` because every row must
-sample with its own seed (DESIGN §2): ``generate`` draws all rows from one global RNG, so a row's
-text would depend on what else is in the batch. The loop is also leaner on CPU (STACK.md §9).
+sample with its own seed: ``generate`` draws all rows from one global RNG, so a row's
+text would depend on what else is in the batch. The loop is also leaner on CPU.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import AutoModelForCausalLM
 
 from dits.backends import forced
 from dits.backends.base import Chat, Forced, Generation, Sampling
-from dits.backends.render import end_ids, load_tokenizer, model_files, prompt_ids, turn_end, turn_ids
+from dits.backends.load import load_model
+from dits.backends.render import end_ids, prompt_ids, turn_end, turn_ids
 from dits.errors import DitsError
 
 if TYPE_CHECKING:
-    from dits.influence.stack import AdapterStack
-
-
-def default_device() -> str:
-    """The GPU when there is one: rollouts, perturbed validation and training all follow the model."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | None = None):
-    """Return (model, tokenizer) from a local directory or a hub id, in eval mode, on ``device``.
-
-    A hub id is read from the local Hugging Face cache only; the tokenizer's checks are
-    ``load_tokenizer``'s.
-    """
-    tokenizer = load_tokenizer(path)
-    with model_files(path):
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
-    return model.to(device or default_device()).eval(), tokenizer
+    from dits.backends.stack import AdapterStack, LoRAState
+    from dits.config import BackendParams
 
 
 class HFBackend:
-    """The Backend protocol over a transformers causal LM (DESIGN §2)."""
+    """The Backend protocol over a transformers causal LM."""
 
     name = "hf"
 
@@ -281,3 +265,21 @@ def _shared_prefix_lengths(ids: list[list[int]], keys: list[int]) -> list[int]:
             n = len(os.path.commonprefix([ids[a], ids[b]]))
             shared[a], shared[b] = max(shared[a], n), max(shared[b], n)
     return [min(n or len(row), len(row) - 1) for n, row in zip(shared, ids, strict=True)]
+
+
+def open_backend(path: str | Path, settings: BackendParams, *, lora: bool = False) -> HFBackend:
+    """The factory's entry: the model at ``path`` (LoRA states come per batch row, so ``lora`` is moot)."""
+    return HFBackend.from_path(str(path), settings.batch_size)
+
+
+@contextmanager
+def serve(settings: BackendParams, engine, model, tokenizer, states: Sequence[LoRAState]):
+    """Yield ``model`` itself as a backend, ``states`` stacked per row (``AdapterStack``); no engine."""
+    from dits.backends.stack import AdapterStack
+
+    yield HFBackend(model, tokenizer, settings.batch_size, stack=AdapterStack(model, states))
+
+
+def in_memory(model, tokenizer, settings: BackendParams) -> HFBackend:
+    """A backend over a model held in memory (a model being trained, a perturbed one)."""
+    return HFBackend(model, tokenizer, settings.batch_size)

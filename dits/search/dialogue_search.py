@@ -1,11 +1,11 @@
 """The Optima/DITS dialogue search, as the authors' ``train/monte_carlo_deploy.py`` runs it.
 
-papers/dits.md §4 is the reference. One tree per question; a node is one message, the root the
-empty dialogue. Each of ``selections`` steps:
+One tree per question; a node is one message, the root the empty dialogue. Each of
+``selections`` steps:
 
 1. candidates = the root and every node whose *first* child has a child;
 2. a candidate within normalised edit distance 0.25 of any previously selected node is dropped
-   and removed from the tree's node list for good (§10 item 15); the node records the selection
+   and removed from the tree's node list for good; the node records the selection
    that removed it (``removed_at``), since it then yields a pair only if it was selected;
 3. the top 10 by Q are kept and one is sampled with probability softmax(Q), or the root if none;
 4. from it, 3 rollouts play to the end at temperature 0.7; a message within normalised edit
@@ -50,7 +50,7 @@ METHOD = "dits"
 
 
 def token_normaliser(token_counts: Sequence[int]) -> float:
-    """Return the search reward's T_max: int(80th percentile of dialogue tokens) + 1 (papers §3).
+    """Return the search reward's T_max: int(80th percentile of dialogue tokens) + 1.
 
     As the authors' ``int(np.percentile(token_count_list, [80])[0]) + 1`` (linear interpolation),
     over dialogues sampled at T = 0.7 by the iteration's SFT model.

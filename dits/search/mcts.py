@@ -1,4 +1,4 @@
-"""The generic search loop, written once: lockstep over every tree of a batch (DESIGN §5).
+"""The generic search loop, written once: lockstep over every tree of a batch.
 
 A search (the DITS dialogue search now, TOA later) is a ``SearchPolicy``: it picks what to expand
 in a tree without calling a model, says what to generate, takes the generations, and backs up

@@ -1,14 +1,14 @@
-"""Search trees and their rows in the ``nodes`` table (DESIGN §4, §5).
+"""Search trees and their rows in the ``nodes`` table.
 
 A node is one message of a dialogue (or, for TOA, a model arm or a response); the root is the
 empty dialogue. Node ids hash the tree id and the path of texts from the root, so the same node
 has the same id in every run and ``dits diff`` can join trees across revisions.
 
-Values follow the authors' ``treeNode`` (papers/dits.md §4): Q is a running mean updated in place,
-and each parent keeps ``max_child``/``min_child`` pointers that move only when the child being
-updated beats the stored extreme. When the stored extreme's Q later drops (or rises) the pointer
-is not recomputed, so it can be stale (§10 item 14); pairs are taken from these pointers, so they
-are kept as the paper keeps them and stored in the table.
+Values follow the authors' ``treeNode`` (``train/monte_carlo_deploy.py``): Q is a running mean
+updated in place, and each parent keeps ``max_child``/``min_child`` pointers that move only when
+the child being updated beats the stored extreme. When the stored extreme's Q later drops (or
+rises) the pointer is not recomputed, so it can be stale; pairs are taken from these pointers, so
+they are kept as the paper keeps them and stored in the table.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import polars as pl
 import pyarrow as pa
 
 from dits.errors import DitsError
-from dits.schemas import SCHEMAS, conform
 from dits.seeds import content_id
+from dits.storage.schemas import SCHEMAS, conform
 
 
 @dataclass(eq=False)
@@ -116,7 +116,7 @@ class Tree:
         return path[::-1]
 
     def backup(self, leaf: Node, reward: float) -> None:
-        """Back ``reward`` up from ``leaf`` to the root (papers/dits.md §4 step 6).
+        """Back ``reward`` up from ``leaf`` to the root.
 
         As the authors' ``back_propagation``: each node is updated, then its parent's extreme
         pointers see the updated child before the parent itself is updated.

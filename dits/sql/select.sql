@@ -1,4 +1,5 @@
--- Top-α selection of one iteration's preference pairs (DESIGN §4; papers/dits.md §6.3).
+-- Top-α selection of one iteration's preference pairs (DITS, arXiv 2502.00955, Eq. 15 of v1;
+-- the authors' ``local_influence/generate_influence_dataset.py``).
 --
 --   H = (I − min I) / (max I − min I) + γ · Q(chosen)      per task, ties broken by pair_id,
 --   keep the first floor(α · n) pairs, n = the task's pairs.

@@ -1,6 +1,5 @@
-"""Tasks by name: importing this package registers every built-in task."""
+"""Tasks: where questions come from and how answers are scored (``base.Task``).
 
-from dits.tasks import datasets, synthetic  # noqa: F401  (registers the embedded and dataset tasks)
-from dits.tasks.base import POOLS, Example, Task, dataset_tasks, get_task, known_tasks
-
-__all__ = ["POOLS", "Example", "Task", "dataset_tasks", "get_task", "known_tasks"]
+``catalog`` names them, ``registry.get_task`` builds them, ``synthetic`` is the embedded default,
+``real`` the paper's datasets read by ``loaders``, ``prepare`` writes the tasks table.
+"""

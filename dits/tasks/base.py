@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from dits.errors import DitsError
-
 if TYPE_CHECKING:
     from dits.config import TaskParams
 
@@ -50,15 +48,14 @@ class Task(Protocol):
 
 
 Factory = Callable[[int, "TaskParams | None"], Task]
-_REGISTRY: dict[str, Factory] = {}
-_DATASET_TASKS: set[str] = set()
+REGISTRY: dict[str, Factory] = {}  # filled by dits.tasks.synthetic and dits.tasks.real
 
 
 def register(name: str) -> Callable[[Callable[[int], Task]], Callable[[int], Task]]:
     """Register a task constructor ``(seed) -> Task`` under ``name``."""
 
     def wrap(factory: Callable[[int], Task]) -> Callable[[int], Task]:
-        _REGISTRY[name] = lambda seed, params: factory(seed)
+        REGISTRY[name] = lambda seed, params: factory(seed)
         return factory
 
     return wrap
@@ -70,21 +67,4 @@ def register_dataset(name: str, factory: Factory) -> None:
     Its directory is ``task.paths[name]``; without the params (a stage that only scores) it still
     scores, but cannot give examples.
     """
-    _REGISTRY[name] = factory
-    _DATASET_TASKS.add(name)
-
-
-def known_tasks() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def dataset_tasks() -> list[str]:
-    """Return the names of the tasks that read a dataset directory (``task.paths``)."""
-    return sorted(_DATASET_TASKS)
-
-
-def get_task(name: str, seed: int, params: TaskParams | None = None) -> Task:
-    """Build the task registered as ``name``; an unknown name lists the known ones."""
-    if name not in _REGISTRY:
-        raise DitsError(f"unknown task {name!r}: known tasks are {', '.join(known_tasks())}")
-    return _REGISTRY[name](seed, params)
+    REGISTRY[name] = factory

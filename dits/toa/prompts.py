@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from dits.backends.base import Chat
 from dits.dialogue import parse_answer
 from dits.errors import DitsError
-from dits.search.toa import Request
 from dits.tasks.base import Example, Family
+from dits.toa.search import Request
 
 
 @dataclass(frozen=True)

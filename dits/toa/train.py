@@ -21,7 +21,7 @@ from dits.progress import log
 from dits.tasks.base import Example, Family
 from dits.toa.prompts import answer_chat
 from dits.train.distributed import train
-from dits.train.fit import Fit
+from dits.train.fit import Fit, fit_dpo, fit_sft
 
 
 def train_target(
@@ -46,7 +46,7 @@ def train_target(
     ]
     settings = dataclasses.asdict(params.sft)
     sft_log = train(
-        params.train, Fit.of(params, "sft", base, chats, settings, out / "sft", f"toa_train {label}")
+        params.train, Fit.of(params, fit_sft, base, chats, settings, out / "sft", f"toa_train {label}")
     )
     rows = [
         {
@@ -59,7 +59,7 @@ def train_target(
     dpo_log: dict = {"loss": []}
     if rows:  # DPO continues from the saved SFT model: a sharded trainer leaves its model in shards
         settings = dataclasses.asdict(params.dpo)
-        unit = Fit.of(params, "dpo", out / "sft", rows, settings, out / "dpo", f"toa_train {label}")
+        unit = Fit.of(params, fit_dpo, out / "sft", rows, settings, out / "dpo", f"toa_train {label}")
         dpo_log = train(params.train, unit)
     else:
         shutil.copytree(out / "sft", out / "dpo")

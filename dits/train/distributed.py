@@ -24,10 +24,10 @@ import tempfile
 from collections import deque
 from pathlib import Path
 
-from dits import atomic
 from dits.config import TrainLaunchParams
 from dits.errors import DitsError
 from dits.progress import log
+from dits.storage import atomic
 from dits.train.fit import Fit, run
 
 

@@ -11,21 +11,22 @@ trainer (FSDP, ZeRO-3) has held is left in shards.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from dits.backends.hf import load_model
+from dits.backends.load import load_model
 from dits.config import DPOParams, Params, SFTParams
 from dits.errors import DitsError
 from dits.train.dpo import train_dpo
 from dits.train.limits import length_limit
-from dits.train.reward_model import train_reward_model
 from dits.train.sft import train_sft
 from dits.train.world import size
 
@@ -36,7 +37,7 @@ WARMUP = 0.1  # the pipeline's SFT warm-up: a tenth of the steps, as DPO's and t
 class Fit:
     """What one unit trains: the trainer's inputs as plain values, so a spec file can carry them."""
 
-    trainer: str  # "sft", "dpo" or "reward"
+    trainer: str  # "module:function" of the trainer, e.g. "dits.train.fit:fit_sft" (``trainer_path``)
     model: str  # the model to start from: a directory or a hub id
     rows: list  # sft: chats; dpo: ``pair_rows``; reward: pairs (``train_reward_model``)
     settings: dict  # sft/dpo: the params section's fields; reward: train_reward_model's settings
@@ -49,7 +50,7 @@ class Fit:
     def of(
         cls,
         params: Params,
-        trainer: str,
+        trainer: Callable[[Fit], dict],
         model: str | Path,
         rows: list,
         settings: dict,
@@ -57,38 +58,54 @@ class Fit:
         label: str,
     ) -> Fit:
         """Return a stage unit's fit, with the params every fit shares (seed, CPU threads)."""
-        return cls(trainer, str(model), rows, settings, str(out), label, params.seed, params.backend.threads)
+        path = trainer_path(trainer)
+        return cls(path, str(model), rows, settings, str(out), label, params.seed, params.backend.threads)
+
+
+def trainer_path(trainer: Callable[[Fit], dict]) -> str:
+    """The importable name of ``trainer``: a spec file names it, and a launched process imports it.
+
+    Naming the function rather than switching on a kind keeps this module free of every trainer it
+    does not run, so an SFT stage's code is not the TOA reward model's.
+    """
+    return f"{trainer.__module__}:{trainer.__qualname__}"
 
 
 def run(fit: Fit) -> dict:
-    """Train and save ``fit``'s model; return its report: the loss records, or the reward model's metrics."""
-    out = Path(fit.out)
-    if fit.trainer == "reward":
-        return train_reward_model(fit.model, fit.rows, out, seed=fit.seed, **fit.settings)
+    """Train and save ``fit``'s model with its trainer; return the trainer's report."""
+    module, name = fit.trainer.split(":")
+    return getattr(importlib.import_module(module), name)(fit)
+
+
+def fit_sft(fit: Fit) -> dict:
+    """SFT (``train_sft``) on ``fit.rows``, the chats; return the loss records."""
     model, tokenizer = load_model(fit.model)
     losses: list[dict] = []
-    if fit.trainer == "sft":
-        sft = SFTParams(**fit.settings)
-        sft = dataclasses.replace(sft, max_length=length_limit(sft.max_length, model, tokenizer))
-        _check_lengths(fit, tokenizer, sft.max_length)
-        steps = math.ceil(math.ceil(len(fit.rows) / sft.batch_size) * sft.epochs)
-        train_sft(
-            model,
-            tokenizer,
-            fit.rows,
-            sft,
-            seed=fit.seed,
-            warmup_ratio=WARMUP,
-            logging_steps=max(1, steps // 5),  # a few points of the loss curve, as the reward model's
-            log=losses,
-            out=out,
-        )
-    elif fit.trainer == "dpo":
-        dpo = DPOParams(**fit.settings)
-        dpo = dataclasses.replace(dpo, max_length=length_limit(dpo.max_length, model, tokenizer))
-        train_dpo(model, tokenizer, fit.rows, dpo, fit.seed, losses, out=out)
-    else:
-        raise ValueError(f"{fit.label}: unknown trainer {fit.trainer!r}")
+    sft = SFTParams(**fit.settings)
+    sft = dataclasses.replace(sft, max_length=length_limit(sft.max_length, model, tokenizer))
+    _check_lengths(fit, tokenizer, sft.max_length)
+    steps = math.ceil(math.ceil(len(fit.rows) / sft.batch_size) * sft.epochs)
+    train_sft(
+        model,
+        tokenizer,
+        fit.rows,
+        sft,
+        seed=fit.seed,
+        warmup_ratio=WARMUP,
+        logging_steps=max(1, steps // 5),  # a few points of the loss curve, as the reward model's
+        log=losses,
+        out=Path(fit.out),
+    )
+    return {"loss": losses}
+
+
+def fit_dpo(fit: Fit) -> dict:
+    """DPO (``train_dpo``) on ``fit.rows``, the pairs; return the loss records."""
+    model, tokenizer = load_model(fit.model)
+    losses: list[dict] = []
+    dpo = DPOParams(**fit.settings)
+    dpo = dataclasses.replace(dpo, max_length=length_limit(dpo.max_length, model, tokenizer))
+    train_dpo(model, tokenizer, fit.rows, dpo, fit.seed, losses, out=Path(fit.out))
     return {"loss": losses}
 
 
@@ -123,7 +140,7 @@ def main(spec: Path) -> int:
                 "process(es); check its config (accelerate: distributed_type and num_processes)"
             )
         torch.set_num_threads(fit.threads)
-        torch.set_flush_denormal(True)  # as dits.stage.setup: denormals made CPU training 6x slower
+        torch.set_flush_denormal(True)  # as dits.stages.stage.setup: denormals made CPU training 6x slower
         torch.manual_seed(fit.seed)
         if torch.cuda.is_available():  # "cuda" is this process's own GPU, where the model loads
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))

@@ -17,13 +17,13 @@ import polars as pl
 from dits.config import Params
 from dits.dialogue import AGENTS
 from dits.errors import DitsError
+from dits.paths import base_model, sft_model
 from dits.progress import log
 from dits.sample import dialogue_from_row, select_for_sft
-from dits.stage import base_model, sft_model
-from dits.tasks import get_task
+from dits.tasks.registry import get_task
 from dits.train.distributed import train
 from dits.train.dpo import pair_rows
-from dits.train.fit import Fit
+from dits.train.fit import Fit, fit_dpo, fit_sft
 
 
 def sft_task(
@@ -46,7 +46,7 @@ def sft_task(
     chats = [d.view(a) for d in played for a in AGENTS if any(m["agent"] == a for m in d.messages)]
     settings = dataclasses.asdict(params.sft)
     losses = train(
-        params.train, Fit.of(params, "sft", base_model(params), chats, settings, out, f"sft@{k} {name}")
+        params.train, Fit.of(params, fit_sft, base_model(params), chats, settings, out, f"sft@{k} {name}")
     )
     report = {
         "dialogues": kept.height,
@@ -67,7 +67,7 @@ def dpo_task(params: Params, k: int, name: str, pairs: pl.DataFrame, out: Path) 
     losses: list[dict] = []
     if rows:
         settings = dataclasses.asdict(params.dpo)
-        unit = Fit.of(params, "dpo", sft_model(k, name), rows, settings, out, f"dpo@{k} {name}")
+        unit = Fit.of(params, fit_dpo, sft_model(k, name), rows, settings, out, f"dpo@{k} {name}")
         losses = train(params.train, unit)["loss"]
     else:
         log(f"dpo@{k} {name}: no selected pairs, DPO({k}) = SFT({k})")

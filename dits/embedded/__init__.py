@@ -1,0 +1,1 @@
+"""The embedded default model: its tokenizer, its scripted dialogues and the bootstrap that trains it."""

@@ -1,0 +1,54 @@
+"""influence@k: each pair group's influence on the validation metric, per task (one-step perturbations).
+
+Per task, θ*'s summary (the warm-up state, arXiv 2502.00955 §3) and each of its
+``influence.shards`` parts are units a rerun reuses. Locally one θ* per task serves them all; under
+``launcher: ray`` each unit is a Ray task that warms its own θ* up (seeded, so every copy is the
+same θ*) and all run at once.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from dits.influence.score import InfluenceRun, cost, task_run
+from dits.launch import units as launch
+from dits.paths import DATA, METRICS
+from dits.stages.stage import BACKEND, Run, Stage
+from dits.storage.atomic import write_json
+from dits.storage.shard import parts_of
+from dits.storage.store import part_path, read_table, write_part
+
+STAGE = Stage(
+    "influence",
+    params=("seed", "task.names", "influence", "evaluate", "sample.max_messages", *BACKEND),
+    deps=("data/tasks", "data/pairs/iter={k}", "models/sft/iter={k}"),
+    outs=("data/influence/iter={k}",),
+    metrics=("metrics/influence/iter={k}.json",),
+    per_iteration=True,
+    sharded=True,
+)
+
+
+def work(run: Run) -> None:
+    p, k, names, pairs = run.params, run.k, run.params.task.names, read_table(DATA, "pairs", run.k)
+    val = read_table(DATA, "tasks", 0).filter(pl.col("pool") == "val")
+    groups = (pairs.height // p.influence.group_size, "pair groups", "influence.shards")
+    parts = parts_of(run.shard, p.influence.shards, *groups)
+    runs: dict[str, InfluenceRun] = {}  # θ* per task, once per process (functools.cache won't pickle)
+
+    def task(t: str) -> InfluenceRun:
+        if t not in runs:
+            runs[t] = task_run(p, k, t, pairs, val)
+        return runs[t]
+
+    summaries = {t: lambda t=t: task(t).summary() for t in names}
+    shards = {
+        f"{t}-{i}": lambda t=t, q=q: {"influence": task(t).shard(q)}
+        for t in names
+        for i, q in enumerate(parts)
+    }
+    done = launch.units(run.work, p, values=summaries, tables=shards)
+    influence = pl.concat(done[name]["influence"] for name in shards)
+    write_part(part_path(DATA, "influence", k, run.shard[0]), "influence", influence)
+    report = {t: done[t] for t in names}
+    write_json(METRICS / "influence" / f"iter={k}.json", {"tasks": report, **cost(influence)})

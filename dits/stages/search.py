@@ -1,0 +1,48 @@
+"""search@k: DITS/Optima tree search with SFT(k) on the search pool → nodes and pairs tables.
+
+Units of work, resumed after a kill and run as Ray tasks under ``launcher: ray``: each task's token
+normaliser, then its ``search.shards`` parts (a part needs its task's normaliser).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import polars as pl
+
+from dits.launch import units as launch
+from dits.paths import DATA, METRICS
+from dits.search.synthesis import normaliser, search_part
+from dits.stages.stage import BACKEND, Run, Stage
+from dits.storage.atomic import write_json
+from dits.storage.shard import parts_of
+from dits.storage.store import part_path, read_table, write_part
+
+STAGE = Stage(
+    "search",
+    params=("seed", "task", "model", "sample", "reward", "search", "pairs", *BACKEND),
+    deps=("data/tasks", "models/base", "models/sft/iter={k}"),
+    outs=("data/nodes/iter={k}", "data/pairs/iter={k}"),
+    metrics=("metrics/search/iter={k}.json",),
+    per_iteration=True,
+    sharded=True,
+)
+
+
+def work(run: Run) -> None:
+    p, k, names = run.params, run.k, run.params.task.names
+    pool = read_table(DATA, "tasks", k).filter(pl.col("pool") == "search")
+    parts = parts_of(run.shard, p.search.shards, pool.height, "questions of the search pool", "search.shards")
+    normalisers = {f"t_max-{t}": partial(normaliser, p, k, t, pool) for t in names}
+    found = launch.units(run.work, p, values=normalisers)
+    t_max = {t: found[f"t_max-{t}"] for t in names}
+    searches = {
+        f"{t}-{i}": partial(search_part, p, k, t, pool, q, t_max[t])
+        for t in names
+        for i, q in enumerate(parts)
+    }
+    found = launch.units(run.work, p, tables=searches)
+    for table in ("nodes", "pairs"):
+        frames = pl.concat(f[table] for f in found.values())
+        write_part(part_path(DATA, table, k, run.shard[0]), table, frames)
+    write_json(METRICS / "search" / f"iter={k}.json", {"token_normaliser": t_max})

@@ -1,0 +1,57 @@
+"""toa_train: per method and task, the target trained on that method's data (SFT on the best, then DPO).
+
+The data are ``toa/sql/toa_sft.sql`` and ``toa/sql/toa_dpo.sql`` over the runs of the largest budget.
+Each (method, task) is a unit of work; the report gives rows, pairs and losses of each.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dits.paths import DATA, METRICS, TOA, base_model, toa_models
+from dits.stages.stage import Run, Stage
+from dits.storage.atomic import atomic_path, write_json
+from dits.storage.store import read_table
+from dits.tasks.registry import get_task
+from dits.toa.data import dpo_set, reject_rank, sft_set
+from dits.toa.scope import questions, skipped
+from dits.toa.train import train_target
+
+STAGE = Stage(
+    "toa_train",
+    params=("seed", "task", "model", "toa", "sft", "dpo", "train"),
+    deps=("data/toa", "models/base"),
+    outs=("models/toa/target",),
+    metrics=("metrics/toa/train.json",),
+)
+
+
+def work(run: Run) -> None:
+    p = run.params
+    if reason := skipped(p):
+        with atomic_path(TOA / "target") as out:
+            out.mkdir()
+        write_json(METRICS / "toa" / "train.json", {"skipped": reason})
+        return
+    toa, n = read_table(DATA, "toa", 0).drop("iter"), max(p.toa.budgets)
+    rank = reject_rank(p.toa, len(toa_models(p)) * n)
+    sft, dpo = sft_set(toa, n), dpo_set(toa, n, rank)
+    done = {}
+    for name in p.task.names:
+        task = get_task(name, p.seed, p.task)
+        examples = {ex.example_id: ex for ex in questions(p, task)}
+        for method in p.toa.methods:
+            rows = sft.filter((sft["method"] == method) & (sft["task"] == name))
+            pairs = dpo.filter((dpo["method"] == method) & (dpo["task"] == name))
+            done[(method, name)] = run.work.model(
+                f"{method}-{name}",
+                lambda out, f=task.family, e=examples, r=rows, q=pairs, at=f"{method}/{name}": train_target(
+                    p, base_model(p), f, e, r, q, out, at
+                ),
+            )
+    with atomic_path(TOA / "target") as tmp:
+        for (method, name), (path, _) in done.items():
+            (tmp / f"method={method}").mkdir(parents=True, exist_ok=True)
+            os.rename(path, tmp / f"method={method}" / name)
+    reports = {f"{m}/{t}": report for (m, t), (_, report) in done.items()}
+    write_json(METRICS / "toa" / "train.json", {"reject_rank": rank, "n": n, "targets": reports})

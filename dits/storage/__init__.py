@@ -1,0 +1,1 @@
+"""Storage: table schemas, atomic Parquet parts, resumable units of work and shards."""

@@ -1,0 +1,48 @@
+"""``dits data check``: a dataset directory as the agents will see it, before any GPU job runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from dits.dialogue import AGENTS, system_prompt
+from dits.errors import DitsError
+from dits.tasks.loaders import load
+from dits.tasks.real import LAYOUTS, to_example
+
+
+def check(task: str, path: str, as_json: bool = False, shown: int = 2, seed: int = 0) -> Iterator[str]:
+    """Return the lines ``dits data check`` prints for dataset ``task`` at ``path``.
+
+    Text: the splits with their record counts, then the first ``shown`` records of each split
+    with each agent's system prompt and the gold answers. JSON: one object per record of every
+    split. Every record is read and checked before the first line is given, so bad data stops
+    with the loader's one line and prints nothing else.
+    """
+    if task not in LAYOUTS:
+        raise DitsError(f"unknown dataset task {task!r}: expected one of {', '.join(sorted(LAYOUTS))}")
+    records = load(task, path, seed=seed)
+    family = LAYOUTS[task].family
+    if as_json:
+        for record in records:
+            example = to_example(task, record)
+            prompts = {agent.lower(): system_prompt(family, agent, example) for agent in AGENTS}
+            line = {"split": record.split, "source_id": record.source_id, "question": record.question}
+            yield json.dumps(line | {"answers": list(record.answers)} | prompts, ensure_ascii=False)
+        return
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.split] = counts.get(record.split, 0) + 1
+    yield f"{task} at {path}: " + ", ".join(f"{split} {n} records" for split, n in counts.items())
+    seen: dict[str, int] = {}
+    for record in records:
+        seen[record.split] = seen.get(record.split, 0) + 1
+        if seen[record.split] > shown:
+            continue
+        example = to_example(task, record)
+        yield ""
+        yield f"== {record.split} {record.source_id}"
+        yield f"gold: {' | '.join(record.answers)}"
+        for agent in AGENTS:
+            yield f"-- {agent}'s system prompt:"
+            yield system_prompt(family, agent, example)

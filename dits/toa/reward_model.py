@@ -1,0 +1,252 @@
+"""TOA's reward model (papers/toa.md §3): a scalar head on a causal LM, trained on preference pairs.
+
+The paper scores responses with a published RM (ArmoRM), one pair at a time, an exception giving
+0.0. Here the RM is trained with TRL's ``RewardTrainer`` (Bradley-Terry loss on chosen vs rejected)
+and ``RewardScorer`` scores in batches with no fallback: a row it cannot score is an error. The
+scorer renders a row exactly as the trainer tokenizes a conversational one and pads it on the right
+as TRL's collator does, so a score is what training optimised.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+from transformers import AutoModelForSequenceClassification, set_seed
+
+from dits.backends.base import Chat
+from dits.backends.load import default_device
+from dits.backends.render import load_tokenizer, model_files
+from dits.errors import DitsError
+from dits.progress import log
+from dits.seeds import content_id
+from dits.train.limits import length_limit
+from dits.train.world import per_device, save_trained
+
+FIELDS = {"prompt": list, "chosen": str, "rejected": str}
+
+
+class RewardScorer:
+    """Scores (prompt, response) rows with a reward model: the head's scalar at the row's last token."""
+
+    def __init__(self, model, tokenizer, batch_size: int):
+        if model.config.pad_token_id is None:  # the head finds a row's last token by its padding
+            raise DitsError(f"{model.config._name_or_path}: reward model has no pad_token_id in its config")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size  # no default: every caller passes its params' batch size
+        self.pad_id = model.config.pad_token_id
+        self.max_length = length_limit(tokenizer.model_max_length, model, tokenizer)  # the model's own
+
+    @classmethod
+    def from_path(cls, path: str | Path, batch_size: int, device: str | None = None) -> RewardScorer:
+        """Load a directory written by ``train_reward_model``, in eval mode, on ``device``."""
+        tokenizer = load_tokenizer(path)
+        with model_files(path):
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(path), dtype=torch.float32, local_files_only=True
+            )
+        if model.config.num_labels != 1:
+            raise DitsError(
+                f"{path}: not a reward model (num_labels = {model.config.num_labels}, expected 1)"
+            )
+        return cls(model.to(device or default_device()).eval(), tokenizer, batch_size)
+
+    def render(self, prompts: Sequence[Chat], responses: Sequence[str]) -> list[list[int]]:
+        """Return each row's token ids as RewardTrainer makes them from a conversational row.
+
+        TRL appends the assistant message to the prompt and tokenizes the chat in one
+        ``apply_chat_template(..., tokenize=True)`` call (``trl.data_utils._tokenize``), which adds
+        no special tokens beyond the template's own; rendering to text and tokenizing that would
+        not always give the same ids.
+        """
+        return [
+            self.tokenizer.apply_chat_template(
+                [*prompt, {"role": "assistant", "content": response}], tokenize=True, return_dict=True
+            )["input_ids"]
+            for prompt, response in zip(prompts, responses, strict=True)
+        ]
+
+    @torch.inference_mode()
+    def score(self, prompts: Sequence[Chat], responses: Sequence[str]) -> list[float]:
+        """Return r(prompt, response) per row, one forward pass per ``batch_size`` rows."""
+        rows = self.render(prompts, responses)
+        for i, row in enumerate(rows):
+            if len(row) > self.max_length:
+                raise DitsError(
+                    f"reward model: row {i} has {len(row)} tokens, more than the model's {self.max_length}"
+                )
+        scores: list[float] = []
+        for start in range(0, len(rows), self.batch_size):
+            batch = [torch.tensor(row) for row in rows[start : start + self.batch_size]]
+            # Right padding keeps every row's positions as in training; the head reads the
+            # rightmost non-pad token, so left padding would also pick the right token.
+            ids = pad_sequence(batch, batch_first=True, padding_value=self.pad_id)
+            mask = pad_sequence([torch.ones_like(row) for row in batch], batch_first=True)
+            logits = self.model(
+                input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device)
+            )
+            scores += logits.logits[:, 0].float().tolist()
+        return scores
+
+    def pair_accuracy(self, pairs: Sequence[dict]) -> list[bool]:
+        """Return, per pair, whether r(chosen) > r(rejected); a tie counts as a miss."""
+        rewards = self.score([pair["prompt"] for pair in pairs] * 2, _responses(pairs))
+        return [c > r for c, r in zip(rewards[: len(pairs)], rewards[len(pairs) :], strict=True)]
+
+
+def check_pairs(pairs: Sequence[dict]) -> None:
+    """Raise a one-line DitsError naming the first row and field that is not a pair."""
+    if not pairs:
+        raise DitsError("reward model: no pairs to train on")
+    for i, pair in enumerate(pairs):
+        for field, kind in FIELDS.items():
+            if field not in pair:
+                raise DitsError(f"reward model pairs: row {i} has no {field!r} field")
+            if not isinstance(pair[field], kind):
+                raise DitsError(
+                    f"reward model pairs: row {i}: {field!r} must be a {kind.__name__}, "
+                    f"got {type(pair[field]).__name__}"
+                )
+        chat = pair["prompt"]
+        if not chat or not all(isinstance(m, dict) and {"role", "content"} <= m.keys() for m in chat):
+            raise DitsError(
+                f"reward model pairs: row {i}: 'prompt' must be a non-empty list of {{role, content}}"
+            )
+
+
+def split_pairs(pairs: Sequence[dict], held_out: float, seed: int) -> tuple[list[int], list[int]]:
+    """Return (train, held-out) row indices; ``held_out`` of the pairs, at least one when there are two.
+
+    The held-out rows are those with the smallest seeded content key, so a pair stays on its side
+    whatever order the pairs come in (the per-row rule of ``dits.seeds``), and one pair is always
+    left to train on.
+    """
+    n = len(pairs)
+    size = min(n - 1, max(1, round(held_out * n))) if n >= 2 else 0
+    keys = [content_id(seed, json.dumps([p["prompt"], p["chosen"], p["rejected"]])) for p in pairs]
+    order = sorted(range(n), key=lambda i: (keys[i], i))
+    return sorted(order[size:]), sorted(order[:size])
+
+
+def reward_rows(pairs: Sequence[dict]) -> list[dict]:
+    """Return RewardTrainer's conversational rows with an explicit prompt (role and content only)."""
+    return [
+        {
+            "prompt": [{"role": m["role"], "content": m["content"]} for m in pair["prompt"]],
+            "chosen": [{"role": "assistant", "content": pair["chosen"]}],
+            "rejected": [{"role": "assistant", "content": pair["rejected"]}],
+        }
+        for pair in pairs
+    ]
+
+
+def train_reward_model(
+    base: str | Path,
+    pairs: Sequence[dict],
+    out: Path,
+    *,
+    learning_rate: float,
+    epochs: float,
+    batch_size: int,
+    max_length: int,
+    held_out: float,
+    seed: int,
+) -> dict:
+    """Train a reward model from ``base`` on the pairs outside the held-out split; save it to ``out``.
+
+    Pairs are dicts with ``prompt`` (a chat), ``chosen`` and ``rejected`` (assistant messages).
+    RewardTrainer drops rows over the token limit; both splits drop them here first, so the
+    counts report what was trained and measured. Returns the loss curve, the train pair accuracy,
+    and the held-out pair accuracy with its binomial standard error and n. The accuracies are
+    measured on the saved model, so a sharded run (``dits.train.world``) scores what it wrote; in
+    several processes only the main one measures and reports, the others return an empty dict.
+    """
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+    from trl.trainer.reward_trainer import suppress_seqcls_warning
+
+    check_pairs(pairs)
+    if not 0 < held_out < 1:
+        raise DitsError(f"reward model: held_out = {held_out}: must be a fraction in (0, 1)")
+    tokenizer = load_tokenizer(base)  # a pad token (Llama-3 has none: its end of text serves)
+    set_seed(seed)  # the new score head is drawn when the model loads
+    with model_files(base), suppress_seqcls_warning():
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(base), num_labels=1, dtype=torch.float32, local_files_only=True
+        )
+    model.config.pad_token_id = tokenizer.pad_token_id  # RewardTrainer sets it too; the scorer needs it first
+    scorer = RewardScorer(model.to(default_device()), tokenizer, batch_size)
+    limit = length_limit(max_length, model, tokenizer)
+    lengths = [len(ids) for ids in scorer.render([p["prompt"] for p in pairs] * 2, _responses(pairs))]
+    longest = [max(c, r) for c, r in zip(lengths[: len(pairs)], lengths[len(pairs) :], strict=True)]
+    train_idx, held_idx = split_pairs(pairs, held_out, seed)
+    train = [pairs[i] for i in train_idx if longest[i] <= limit]
+    held = [pairs[i] for i in held_idx if longest[i] <= limit]
+    if not train:
+        raise DitsError(
+            f"reward model: max_length = {max_length}: all {len(train_idx)} training pairs are longer than "
+            f"the {limit} tokens allowed (the shortest has {min(longest[i] for i in train_idx)}); raise it"
+        )
+    steps = math.ceil(math.ceil(len(train) / batch_size) * epochs)
+    with tempfile.TemporaryDirectory(prefix="dits-rm-") as tmp:
+        args = RewardConfig(
+            output_dir=tmp,
+            learning_rate=learning_rate,
+            num_train_epochs=epochs,
+            per_device_train_batch_size=per_device(batch_size, "toa.reward_model.batch_size"),
+            max_length=limit,
+            lr_scheduler_type="cosine",
+            warmup_steps=0.1,
+            use_cpu=not torch.cuda.is_available(),
+            bf16=False,
+            gradient_checkpointing=False,
+            save_strategy="no",
+            report_to=[],
+            logging_steps=max(1, steps // 5),  # a few points of the loss curve
+            disable_tqdm=True,
+            seed=seed,
+            data_seed=seed,
+            dataloader_num_workers=0,
+        )
+        trainer = RewardTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(reward_rows(train)),
+            processing_class=tokenizer,
+        )
+        trainer.train()
+        loss = [round(r["loss"], 4) for r in trainer.state.log_history if "loss" in r]
+        save_trained(trainer, out)
+        if not trainer.args.should_save:
+            return {}
+    scorer = RewardScorer.from_path(out, batch_size)
+    train_hits, held_hits = scorer.pair_accuracy(train), scorer.pair_accuracy(held)
+    accuracy = sum(held_hits) / len(held_hits) if held_hits else None
+    se = None if accuracy is None else math.sqrt(accuracy * (1 - accuracy) / len(held_hits))
+    metrics = {
+        "pairs": len(pairs),
+        "dropped": len(pairs) - len(train) - len(held),
+        "loss": loss,
+        "train_n": len(train),
+        "train_accuracy": round(sum(train_hits) / len(train_hits), 4),
+        "held_out_n": len(held_hits),
+        "held_out_accuracy": None if accuracy is None else round(accuracy, 4),
+        "held_out_se": None if se is None else round(se, 4),
+    }
+    log(f"reward model: {len(train)} pairs, loss {loss}, held-out accuracy {metrics['held_out_accuracy']}")
+    return metrics
+
+
+def _responses(pairs: Sequence[dict]) -> list[str]:
+    return [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
+
+
+def fit_reward(fit) -> dict:
+    """The ``Fit`` trainer of TOA's reward model (``train_reward_model`` on ``fit.rows``, the pairs)."""
+    return train_reward_model(fit.model, fit.rows, Path(fit.out), seed=fit.seed, **fit.settings)
