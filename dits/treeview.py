@@ -1,4 +1,4 @@
-"""One search tree from the ``nodes`` table, drawn for the terminal (DESIGN §3, ``dits tree``).
+"""One search tree from the ``nodes`` table, drawn for the terminal (``dits tree``).
 
 Each node shows its speaker, Q, visits and the start of its message; siblings are drawn by Q
 descending, so the path a reader follows first is the one the search valued most.

@@ -77,7 +77,7 @@ def _hub(root: Path, questions: list[dict] = QUESTIONS) -> Path:
 
 
 def _expected(seed: int, source_id: str, supporting: list[str], others: list[str]) -> tuple[str, str]:
-    """The rule of papers/dits.md §2.1, written out: shuffle, deal, coin per distractor."""
+    """The authors' rule (``dataloader/dataloader.py``), written out: shuffle, deal, coin per distractor."""
     rng = random.Random(derive_seed(seed, "hotpotqa", source_id))
     supporting = list(supporting)
     rng.shuffle(supporting)

@@ -1,6 +1,6 @@
 """influence@k: each pair group's influence on the validation metric, per task (one-step perturbations).
 
-Per task, θ*'s summary (the warm-up state, arXiv 2502.00955 §3) and each of its
+Per task, θ*'s summary (the warm-up state of DITS, arXiv 2502.00955) and each of its
 ``influence.shards`` parts are units a rerun reuses. Locally one θ* per task serves them all; under
 ``launcher: ray`` each unit is a Ray task that warms its own θ* up (seeded, so every copy is the
 same θ*) and all run at once.

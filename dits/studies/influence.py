@@ -7,7 +7,8 @@
   estimator (and the q and random rankings) rank corrupted groups lowest? AUC with the spread of
   its null distribution (labels permuted), Spearman with the number of swapped pairs.
 - ``q_relation``: Pearson r between group influence and the group's mean Q(chosen), in the
-  pipeline's influence tables and on a clean pool, beside the |r| ≤ 0.1 of the authors' tables (``local_influence/``).
+  pipeline's influence tables and on a clean pool, beside the |r| ≤ 0.1 of the authors' tables
+  (``local_influence/``).
 - ``selection``: DPO(k) trained on the pairs each ranking selects (influence at γ = 0 and 1,
   grad_similarity, q, random; same α), on the pipeline's pairs and on a clean first-turn pool;
   test score with paired differences against q.

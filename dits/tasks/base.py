@@ -1,4 +1,4 @@
-"""The Task protocol: where questions come from and how answers are scored (DESIGN §2)."""
+"""The Task protocol: where questions come from and how answers are scored."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The tasks table: every question of every pool, drawn from the registered tasks (DESIGN §2).
+"""The tasks table: every question of every pool, drawn from the registered tasks.
 
 The sft and search pools advance with the iteration (``start = k · n``), so every iteration sees
 fresh questions; val and test are fixed and stored once, under ``iter=0``.

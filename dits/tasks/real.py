@@ -1,13 +1,14 @@
-"""The DITS paper's eight datasets as tasks: pools, scores and guessing baselines (papers/dits.md §2.1).
+"""The DITS paper's (arXiv 2502.00955) eight datasets as tasks: pools, scores and guessing baselines.
 
 Each task reads the directory ``task.paths[name]`` through ``dits.tasks.loaders``. Its pools are the
-slices the authors use (papers/dits.md §6 step 4): validation from a fixed index of the train split
-(HotpotQA, TriviaQA, MMLU from 15000; 2WikiMultihopQA from 20000; GSM8K, MATH from 7000) or the
-validation split from 0 (CBT, ARC); test is the split the paper reports on. Iteration k's sft and
-search pools are one block of train after the previous iterations' blocks: sft first, then search,
-as the authors take SFT tasks 0–9999 and search tasks 10000–21999 at iteration 0. Unlike the
-authors' slices, the val window is taken out of the rows the sft and search blocks walk through, so
-no validation question is ever trained on (their search pool runs over it: papers/dits.md §10.6).
+slices the authors use (their ``inference_script_server_train_dynamic.py``): validation from a
+fixed index of the train split (HotpotQA, TriviaQA, MMLU from 15000; 2WikiMultihopQA from 20000;
+GSM8K, MATH from 7000) or the validation split from 0 (CBT, ARC); test is the split the paper
+reports on. Iteration k's sft and search pools are one block of train after the previous
+iterations' blocks: sft first, then search, as the authors take SFT tasks 0–9999 and search tasks
+10000–21999 at iteration 0. Unlike the authors' slices, the val window is taken out of the rows the
+sft and search blocks walk through, so no validation question is ever trained on (their search
+pool runs over it).
 """
 
 from __future__ import annotations

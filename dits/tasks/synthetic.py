@@ -1,11 +1,11 @@
-"""The embedded tasks: generated from a seed, offline, sized for a tiny model (DESIGN §6).
+"""The embedded tasks: generated from a seed, offline, sized for a tiny model (docs/embedded-model.md).
 
 *exchange* — a two-hop question ("where was the founder of acme born ?"). Alice holds the
 company's facts with each person's member number (``founder 2 eli ; ceo 1 ida ; rival zeta ;
 product tea``), Bob holds where the members were born (``1 ida lima ; 2 eli dakar ; 3 max oslo``).
 Alice alone knows no city; Bob alone cannot tell which member the question is about, so the
 guessing baseline is 1/3. Facts are drawn afresh for every example so the model must read its
-context instead of memorising a world (STACK.md §9). The facts come in a fixed order (Alice's by
+context instead of memorising a world. The facts come in a fixed order (Alice's by
 relation, Bob's by member number): a tiny model learns to pick a fact by its place in a few hundred
 steps, while picking one by matching its key (by name, by relation, or by member number in a
 shuffled list) stayed at chance after 2,000–3,000 steps in all 24 configurations measured

@@ -1,1 +1,1 @@
-"""TOA's single-response prompts and the embedded policies it orchestrates (papers/toa.md)."""
+"""TOA's single-response prompts and the embedded policies it orchestrates (arXiv 2412.17061)."""

@@ -1,4 +1,4 @@
-"""TOA's baselines at equal budget, as the authors code them (papers/toa.md §4, §7 item 14).
+"""TOA's baselines at equal budget, as the authors code them (TOA, arXiv 2412.17061).
 
 Each method is the authors' ``ensemble_methods.py`` procedure (``sample_N_thread``, ``Seq_thread``,
 ``PRS_thread``, ``MoA_thread``), with the same two injected callables as ``toa_search`` and the same
@@ -74,7 +74,7 @@ def _fresh(
 def random_sampling(
     questions: Sequence[str], model: str, *, n: int, generate: Generate, reward: Reward
 ) -> list[list[Play]]:
-    """Return n i.i.d. fresh answers per question from one model: single-agent best-of-n (§4 "Rand").
+    """Return n i.i.d. fresh answers per question from one model: single-agent best-of-n ("Rand").
 
     For equal budget pass n = K * n of the multi-agent runs, as the authors' scripts pass 160.
     """
@@ -106,7 +106,7 @@ def parallel_ensemble(
     reward: Reward,
     rng: Rng,
 ) -> list[list[Play]]:
-    """Return n fresh answers from each of the K models per question (§4 ``ensemble_sample_N``).
+    """Return n fresh answers from each of the K models per question (``ensemble_sample_N``).
 
     The list of model calls is shuffled per question as the authors do; it only orders the plays.
     """
@@ -127,11 +127,11 @@ def sequential_refinement(
     reward: Reward,
     rng: Rng,
 ) -> list[list[Play]]:
-    """Return n chains of K calls per question, each chain visiting every model once (§4 ``ensemble_Seq``).
+    """Return n chains of K calls per question, each chain visiting every model once (``ensemble_Seq``).
 
     Each chain draws a new model order (the authors reshuffle one index list in place); its first
     call answers fresh and each later call refines the previous call's response. A new chain starts
-    fresh every K calls (§7 item 14). The chains are independent, so call i of all n chains is one
+    fresh every K calls. The chains are independent, so call i of all n chains is one
     step; play t = chain * K + i + 1 is the authors' order.
     """
     k = len(models)
@@ -164,7 +164,7 @@ def sequential_refinement(
 def prs(
     questions: Sequence[str], model: str, *, n: int, generate: Generate, reward: Reward
 ) -> list[list[Play]]:
-    """Return PRS as the authors code it: n/2 fresh answers, then refinements of the best (§4 ``PRS``).
+    """Return PRS as the authors code it: n/2 fresh answers, then refinements of the best (``PRS``).
 
     Single agent, two layers and no feedback text: int(n/2) fresh answers, the best by raw reward
     (the first on ties, as ``np.argmax``), then the remaining n - int(n/2) calls refine that one
@@ -195,15 +195,15 @@ def moa(
     generate: Generate,
     reward: Reward,
 ) -> list[list[Play]]:
-    """Return Mixture-of-Agents as the authors run it: n layers of K answers in stacks of ``n_iter`` (§4).
+    """Return Mixture-of-Agents as the authors run it: n layers of K answers in stacks of ``n_iter``.
 
     Layer 0 of a stack: every model answers fresh. Layer j > 0: every model answers again given the
     K answers of layer j - 1 in model order as ``Request.references`` (the authors put them, after
     the aggregator prompt, in the system message; the question stays the user message). Every
-    layer's answers count, not only the last aggregation (§7 item 14). There are ceil(n / n_iter)
+    layer's answers count, not only the last aggregation. There are ceil(n / n_iter)
     stacks and n layers in all, the last stack cut short. Stacks are independent, so layer j of all
     stacks is one step; play t = (stack * n_iter + j) * K + model index + 1 is the authors' order.
-    ``n_iter`` is 4 for alignment and 3 for WMT in the authors' scripts (§6).
+    ``n_iter`` is 4 for alignment and 3 for WMT in the authors' scripts.
     """
     if n_iter < 1:
         raise DitsError(f"MoA n_iter = {n_iter}: a stack needs at least one layer (the authors use 3 or 4)")

@@ -13,7 +13,7 @@ import polars as pl
 
 from dits.config import TOAParams
 
-AUTHORS_REJECT = (30, 160)  # the authors reject the 30th of 160 responses (papers/toa.md §5)
+AUTHORS_REJECT = (30, 160)  # the authors reject the 30th of 160 responses (their README)
 
 
 def reject_rank(params: TOAParams, generations: int) -> int:

@@ -4,7 +4,7 @@
 makes them: ``Generator`` turns a play step's requests into ONE backend call per model (the
 requests of every question for that model together), and records each generation's prompt and
 completion tokens and seconds; ``reward_fn`` scores (question, response) with the reward model or
-the task's verifier. Every method spends K·n generations per question (papers/toa.md §4): the
+the task's verifier. Every method spends K·n generations per question, as in the authors' scripts: the
 single-model methods (random sampling, PRS) draw K·n from ``toa.single_model``.
 
 Sampling seeds are derived from (seed, method, n, example, t), so a generation does not depend on
@@ -85,7 +85,7 @@ Reward = Callable[[Sequence[str], Sequence[str]], list[float]]
 
 
 def verifier(task: Task, examples: dict[str, Example]) -> Reward:
-    """The task's metric on the gold answer (papers/toa.md §3, "swapping in a verifier")."""
+    """The task's metric on the gold answer, in place of a reward model."""
 
     def reward(ids: Sequence[str], texts: Sequence[str]) -> list[float]:
         return [

@@ -1,6 +1,6 @@
-"""The embedded TOA policies: short fine-tunes of the base model with different habits (DESIGN §6).
+"""The embedded TOA policies: short fine-tunes of the base model with different habits.
 
-TOA orchestrates K models whose strengths differ (papers/toa.md §1); with no model to download,
+TOA orchestrates K models whose strengths differ (TOA, arXiv 2412.17061); with no model to download,
 the project makes them: policy i is the base model fine-tuned with the project's SFT code
 (assistant-only loss) on single answers, refinements and aggregations scripted with habit profile
 ``PROFILES[i mod 3]`` (``dits.toa.policy_scripts`` documents the profiles). With more policies than

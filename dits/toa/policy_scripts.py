@@ -1,7 +1,7 @@
 """Scripted single answers, refinements and aggregations with per-policy habits: the TOA policies' data.
 
 TOA needs K models whose strengths differ by question, so that choosing the model per question
-and refining across models pays (papers/toa.md §1). The embedded policies are short fine-tunes of
+and refining across models pays (TOA, arXiv 2412.17061). The embedded policies are short fine-tunes of
 the base model on these scripts, one habit profile each (``dits.toa.policies``).
 
 Question kinds: an exchange question asks for the ``founder`` or the ``ceo``; a debate problem

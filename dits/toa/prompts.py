@@ -1,14 +1,15 @@
-"""TOA's chats: a fresh answer, a refinement of one earlier answer, MoA's aggregation (papers/toa.md §2, §4).
+"""TOA's chats: a fresh answer, a refinement of one earlier answer, MoA's aggregation.
 
 TOA sends single responses, not dialogues: the question (for an information-exchange task with both
 agents' contexts, so one model sees everything) asking for an answer in the format the task's
 dialogue prompts ask for, ``<A>…</A>`` or ``\\boxed{}`` for math, which ``dits.dialogue.parse_answer``
 reads back. A refinement has no feedback step: the question and one earlier answer in one user
-message, asking for a better answer (§7 item 12: the authors' "refinement_wo_feedback" template is not
+message, asking for a better answer (the authors' "refinement_wo_feedback" template is not
 public, so the wording is ours). MoA's aggregation puts the aggregator prompt and the K earlier
 responses as ``## Response i:`` blocks in the system message and the question, as a fresh answer
-asks it, in the user message (§4). The embedded tokenizer's chat template renders a system message
-like any other role (``<|system|>…<|end|>``), so no merging into the user message is needed.
+asks it, in the user message, as the authors' ``ensemble_MoA``. The embedded tokenizer's chat
+template renders a system message like any other role (``<|system|>…<|end|>``), so no merging into
+the user message is needed.
 
 The embedded prompts reuse the words of the embedded dialogue prompts, which the base tokenizer
 holds as whole tokens, so they stay short for the 512 positions: on 50 val questions per task at

@@ -1,4 +1,4 @@
-"""TOA's reward model (papers/toa.md §3): a scalar head on a causal LM, trained on preference pairs.
+"""TOA's reward model (arXiv 2412.17061): a scalar head on a causal LM, trained on preference pairs.
 
 The paper scores responses with a published RM (ArmoRM), one pair at a time, an exception giving
 0.0. Here the RM is trained with TRL's ``RewardTrainer`` (Bradley-Terry loss on chosen vs rejected)

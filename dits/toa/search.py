@@ -1,12 +1,12 @@
-"""TOA's search: MCTS over which model to call and which earlier response it refines (papers/toa.md §2).
+"""TOA's search: MCTS over which model to call and which earlier response it refines (arXiv 2412.17061).
 
 This follows the authors' ``ensemble_methods.py`` (``Node``, ``MCTS_Selection``, ``MCTS_Best_Child``,
-``MCTS_Backup``, ``MCTS_thread``) rule for rule, including the rules a textbook MCTS would not have
-(§7): the width quota counts a whole layer, deep responses get fresh-answer arms whose statistics are
-a snapshot of the root's, UCB uses the global play index, and the backup starts at the model node.
+``MCTS_Backup``, ``MCTS_thread``) rule for rule, including the rules a textbook MCTS would not have:
+the width quota counts a whole layer, deep responses get fresh-answer arms whose statistics are a
+snapshot of the root's, UCB uses the global play index, and the backup starts at the model node.
 
 The core is a pure function of two injected callables, so tests drive it with scripted tables and
-the stage wires in the model backends and the reward model (DESIGN §5). All questions advance in
+the stage wires in the model backends and the reward model. All questions advance in
 lockstep: play t of every question goes to ``generate`` in ONE call, then to ``reward`` in ONE call.
 TOA consumes no randomness; the sampling inside ``generate`` is the caller's.
 """
@@ -28,8 +28,8 @@ class Request:
 
     ``parent`` is the text of the response being refined, None for a fresh answer (deep fresh arms
     too). ``references`` are the earlier responses an aggregation prompt lists (MoA's
-    ``## Response i:`` blocks, in model order, papers/toa.md §4); it is empty for TOA and every other
-    baseline, and a request never sets both.
+    ``## Response i:`` blocks, in model order, as the authors' ``ensemble_MoA``); it is empty for TOA
+    and every other baseline, and a request never sets both.
     """
 
     question: int  # index into `questions`
@@ -45,7 +45,7 @@ class Play:
 
     ``layer`` is the model node's layer in TOA's tree (1, 3, 5, ...); a baseline puts its own
     refinement depth d on the same scale, 2d + 1 (see baselines.py). A deep fresh arm plays at layer
-    3 or more with ``parent`` None: depth is not the number of refinements (§7 item 2).
+    3 or more with ``parent`` None: depth is not the number of refinements.
     """
 
     t: int
@@ -53,7 +53,7 @@ class Play:
     model: str
     parent: int | None  # t of the play whose response was refined (None: fresh answer)
     text: str
-    reward: float  # raw reward: outputs and "best" use it (§7 item 7)
+    reward: float  # raw reward: outputs and "best" use it, as in the authors' code
     normalised: float | None  # sigmoid(reward / tau) in TOA's tree; None: a baseline, which never normalises
     references: tuple[int, ...] = ()  # t of the responses an aggregation listed (MoA only)
 
@@ -68,7 +68,7 @@ def play_step(
     """Return (text, raw reward) per request, from ONE ``generate`` call and ONE ``reward`` call.
 
     The reward model scores the original question, never the refinement or aggregation prompt
-    (§2.3 step 6), so it is given ``questions[request.question]``.
+    (as the authors' ``MCTS_thread``), so it is given ``questions[request.question]``.
     """
     texts = list(generate(requests))
     if len(texts) != len(requests):
@@ -80,7 +80,7 @@ def play_step(
 
 
 def sigmoid(reward: float, tau: float) -> float:
-    """Return 1 / (1 + exp(-reward / tau)), the tree's normalised reward (§2.3 step 7).
+    """Return 1 / (1 + exp(-reward / tau)), the tree's normalised reward.
 
     numpy's exp, as the authors', so a very negative reward gives 0.0 instead of an overflow.
     """
@@ -128,7 +128,7 @@ class _Tree:
     responses_under: Counter[int] = field(default_factory=Counter)
 
     def saturated(self, arm: _Node, width: int) -> bool:
-        """Return the authors' ``fully_expanded`` for a model node (§2.3 step 2, §7 items 1 and 6).
+        """Return the authors' ``fully_expanded`` for a model node.
 
         Not saturated while the whole layer, over ALL its model nodes, has fewer than ``width``
         responses. After that a root arm is saturated, and a deeper arm only once one of its own
@@ -143,11 +143,11 @@ class _Tree:
         return any(child.response_reward > arm.parent.response_reward for child in arm.children)
 
     def select(self, t: int, width: int, alpha: float, topk_child: int) -> _Node:
-        """Return the model node play ``t`` expands (``MCTS_Selection``, §2.3 step 1).
+        """Return the model node play ``t`` expands (the authors' ``MCTS_Selection``).
 
         A response node traversed for the first time (visits still 1) gets K fresh-answer arms whose
         visits and rewards are copied from the root's arm of the same model: a one-time snapshot,
-        never synced again (§7 item 2). Root and response nodes are always "fully expanded", so the
+        never synced again. Root and response nodes are always "fully expanded", so the
         walk stops only at a model node that is not saturated.
         """
         node = self.root
@@ -162,10 +162,10 @@ class _Tree:
             node = best_child(node.children, t, alpha, topk_child)
 
     def expand(self, arm: _Node, t: int, text: str, reward: float, tau: float) -> Play:
-        """Attach play ``t``'s response under ``arm``, back it up, and return its record (§2.3 steps 7-9).
+        """Attach play ``t``'s response under ``arm``, back it up, and return its record.
 
         The new response node gets K refine arms at once, and no visit or reward of its own: the
-        backup starts at the arm (§7 item 5).
+        backup starts at the arm (the authors' ``MCTS_Backup``).
         """
         normalised = sigmoid(reward, tau)
         response = _Node("response", arm.layer + 1, arm, text=text, response_reward=normalised, t=t)
@@ -183,7 +183,7 @@ class _Tree:
 
 
 def ucb(node: _Node, t: int, alpha: float) -> float:
-    """Return mean(rewards) + alpha * sqrt(2 ln t / visits), +inf for a node never backed up (§7 item 4).
+    """Return mean(rewards) + alpha * sqrt(2 ln t / visits), +inf for a node never backed up.
 
     ``t`` is the global play index, not the parent's visits, and ``visits`` counts the initial 1.
     numpy's mean, sqrt and log, as the authors', so near-ties fall the same way.
@@ -194,7 +194,7 @@ def ucb(node: _Node, t: int, alpha: float) -> float:
 
 
 def best_child(children: list[_Node], t: int, alpha: float, topk_child: int) -> _Node:
-    """Return the child selection descends into (``MCTS_Best_Child``, §2.3 step 3, §7 item 3).
+    """Return the child selection descends into (the authors' ``MCTS_Best_Child``).
 
     Among responses, only the ``topk_child`` best by their OWN normalised reward compete, picked
     with ``np.argpartition`` as the authors do: among equal rewards numpy decides which survive and
@@ -223,14 +223,14 @@ def toa_search(
     """Return every question's n * K plays in play order, all questions searched in lockstep.
 
     Play t of every question is one request in ONE ``generate`` call (ordered by question) and one
-    text in ONE ``reward`` call. ``width`` is the tree-wide quota of responses per layer (§6:
-    K*n/3 in the alignment scripts); below K the first K plays could not try every model once and a
+    text in ONE ``reward`` call. ``width`` is the tree-wide quota of responses per layer (K*n/3 in
+    the authors' alignment scripts); below K the first K plays could not try every model once and a
     root arm with no response would be descended into, so the authors' scripts assert width >= K.
     """
     if width < len(models):
         raise DitsError(
             f"toa.width = {width} is below the number of models K = {len(models)}: the first K plays "
-            "try each model once, so the layer quota must hold them (papers/toa.md §6, width >= K)"
+            "try each model once, so the layer quota must hold them (the authors' scripts assert width >= K)"
         )
     trees = []
     for _ in questions:

@@ -1,6 +1,6 @@
 """The target model trained on one method's synthesized data: SFT on its best responses, then DPO.
 
-As in the paper's data-synthesis experiment (papers/toa.md §5), the data are single responses to
+As in the paper's data-synthesis experiment (TOA, arXiv 2412.17061), the data are single responses to
 prompts: the prompt is the task's question in the single-answer format (``answer_chat``), SFT
 trains on the best response of each prompt, and DPO continues from that SFT model on (rank 1,
 rank r) pairs. The target starts from the base model; SFT and DPO use the pipeline's ``sft`` and

@@ -1,8 +1,9 @@
 """DPO with TRL's DPOTrainer: full fine-tune of the iteration's SFT model on the selected pairs.
 
-The reference model is a frozen copy of the same SFT model (papers/dits.md §5: DPO starts from the
-iteration's SFT model with that model as reference). TRL 1.16 cannot build a reference from an
-in-memory model without ``name_or_path``, so the copy is passed explicitly (STACK.md §2).
+The reference model is a frozen copy of the same SFT model (as the authors'
+``train/sft_dpo_DI_test.py``: DPO starts from the iteration's SFT model with that model as
+reference). TRL 1.16 cannot build a reference from an in-memory model without ``name_or_path``, so
+the copy is passed explicitly.
 """
 
 from __future__ import annotations

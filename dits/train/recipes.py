@@ -1,4 +1,4 @@
-"""The pipeline's training of one task per iteration: which data, from which model (papers/dits.md §5).
+"""The pipeline's training of one task per iteration: which data, from which model (DITS, arXiv 2502.00955).
 
 SFT(k) restarts from the base model on the best dialogues of iteration k; DPO(k) continues from
 SFT(k) on the selected pairs. Each recipe builds the rows here and trains them as one ``Fit``, in
@@ -31,8 +31,8 @@ def sft_task(
 ) -> dict:
     """Train SFT(k) of task ``name`` from the base model on its best dialogues; save it to ``out``.
 
-    Each kept dialogue gives one row per agent that speaks in it (papers/dits.md §5). Returns the
-    stage's report: dialogues kept, rows, their mean reward and the loss curve.
+    Each kept dialogue gives one row per agent that speaks in it, as in the authors' SFT data.
+    Returns the stage's report: dialogues kept, rows, their mean reward and the loss curve.
     """
     task = get_task(name, params.seed)
     mine = dialogues.filter(pl.col("task") == name)

@@ -1,4 +1,4 @@
-"""SFT with TRL's SFTTrainer, loss only on the acting agent's own turns (papers/dits.md §5).
+"""SFT with TRL's SFTTrainer, loss only on the acting agent's own turns (as the authors' SFT collator).
 
 Each training row is one agent's view of a dialogue: its messages are ``assistant`` turns and its
 partner's are ``user`` turns, so ``assistant_only_loss`` is the paper's per-agent masking.

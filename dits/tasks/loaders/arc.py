@@ -6,7 +6,8 @@ Hub (``allenai/ai2_arc``): ``ARC-Challenge/<split>-*.parquet`` with ``id``, ``qu
 ``choices {text, label}``, ``answerKey``.
 
 Labels are ``A``–``E`` or ``1``–``4``; the gold answer is the text of the choice whose label is
-the answerKey (papers/dits.md §2.1), and the question carries the choices' texts as a list.
+the answerKey (as in the authors' ``dataloader/dataloader.py``), and the question carries the
+choices' texts as a list.
 """
 
 from __future__ import annotations

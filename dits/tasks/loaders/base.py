@@ -5,8 +5,9 @@ dataset's Hugging Face Hub Parquet snapshot (``<config>/<split>-NNNNN-of-NNNNN.p
 from the files present; nothing is downloaded. Splits are named as the Hub names them (a
 published ``dev`` file is ``validation``), so one profile reads either layout of a dataset.
 
-The context split between Alice and Bob (papers/dits.md §2.1) draws from an rng seeded by
-(seed, dataset, source_id), so a record splits the same wherever and in whatever order it is read.
+The context split between Alice and Bob (the authors' ``dataloader/dataloader.py``) draws from an
+rng seeded by (seed, dataset, source_id), so a record splits the same wherever and in whatever
+order it is read.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def rng_for(seed: int, name: str, source_id: str) -> random.Random:
 
 
 def alternate(parts: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Return ``parts`` dealt alternately, the first to Alice (papers/dits.md §2.1)."""
+    """Return ``parts`` dealt alternately, the first to Alice (the authors' ``dataloader.py``)."""
     return list(parts[0::2]), list(parts[1::2])
 
 
@@ -146,7 +147,7 @@ def lines(parts: Sequence[str]) -> str:
 def choice_question(question: str, choices: Sequence[str]) -> str:
     """Return a multiple-choice question as the authors show it: the choices as a Python list.
 
-    papers/dits.md §2.1: ``question + "\\nPlease choose your answer from [choices]"``, the
+    ``dataloader/dataloader.py``: ``question + "\\nPlease choose your answer from [choices]"``, the
     list written as Python prints it, which is what the authors' prompts carried.
     """
     return f"{question}\nPlease choose your answer from {list(choices)}"

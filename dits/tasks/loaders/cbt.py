@@ -6,7 +6,7 @@ Published: ``cbtest_CN_train.txt`` (train), ``cbtest_CN_valid_2000ex.txt`` (vali
 separated by |>``. Hub (``cbt``): ``CN/<split>-*.parquet`` with ``sentences``, ``question``,
 ``answer``, ``options``.
 
-The question the agents see is the query followed by its options as ARC's (papers/dits.md §2.1);
+The question the agents see is the query followed by its options as ARC's;
 context split: the first half of the story's sentences to Alice, the second half to Bob.
 """
 

@@ -5,8 +5,9 @@ each a JSON list of ``{_id, question, answer, supporting_facts: [[title, sent_id
 [[title, [sentence, ...]]]}``. Hub (``hotpot_qa``): ``distractor/<split>-*.parquet`` with ``id``,
 ``question``, ``answer``, ``supporting_facts {title, sent_id}``, ``context {title, sentences}``.
 
-Context split (papers/dits.md §2.1): the supporting paragraphs, shuffled, dealt alternately from
-Alice; every other paragraph to Alice or Bob by a fair coin; each paragraph as its first sentence.
+Context split (the authors' ``dataloader/dataloader.py``): the supporting paragraphs, shuffled,
+dealt alternately from Alice; every other paragraph to Alice or Bob by a fair coin; each paragraph
+as its first sentence.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ header: ``question, A, B, C, D, answer`` with the answer a letter. Hub (``cais/m
 ``all/<split>-*.parquet`` with ``question``, ``choices`` and ``answer`` as the index 0–3.
 
 The gold answer is the text of the lettered choice; the question carries the four choices as
-ARC's (papers/dits.md §2.1). The paper trains on auxiliary_train.
+ARC's. The paper trains on auxiliary_train.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ a record only if it has search results (the ``wikipedia-*`` files have none: the
 give both agents nothing), and a QuestionId already read in its split (the verified files repeat
 questions of the others) is not read again.
 
-Context split (papers/dits.md §2.1): the search-result descriptions in random order, dealt
-alternately from Alice. Gold: the answer's Value and Aliases, each once; the score is the best
-over them.
+Context split (the authors' ``dataloader/dataloader.py``): the search-result descriptions in
+random order, dealt alternately from Alice. Gold: the answer's Value and Aliases, each once; the
+score is the best over them.
 """
 
 from __future__ import annotations

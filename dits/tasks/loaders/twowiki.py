@@ -6,9 +6,9 @@ not a split here. Hub (e.g. ``framolfese/2WikiMultihopQA``): ``data/<split>-*.pa
 HotpotQA columns, the id as ``_id`` or ``id`` and a paragraph's sentences as ``sentences`` or
 ``content``, whichever the snapshot has.
 
-Context split (papers/dits.md §2.1): the supporting paragraphs in their given order dealt
-alternately from Alice, every other paragraph to Alice or Bob by a fair coin, each paragraph in
-full (its sentences joined as the dataset writes them, spaces included).
+Context split (the authors' ``dataloader/dataloader.py``): the supporting paragraphs in their given
+order dealt alternately from Alice, every other paragraph to Alice or Bob by a fair coin, each
+paragraph in full (its sentences joined as the dataset writes them, spaces included).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
--- TOA's DPO pairs (papers/toa.md §5): chosen = the rank-1 response, rejected = the response at rank
+-- TOA's DPO pairs (as in the authors' README): chosen = the rank-1 response, rejected = the response at rank
 -- $reject_rank, per method and prompt, ranks by raw reward (ties to the earlier play).
 --
 -- The authors pair the 1st with the 30th of 160 responses; dits/toa/select.py binds $reject_rank to

@@ -1,4 +1,4 @@
--- TOA's SFT set (papers/toa.md §5, "data synthesis"): per method and prompt, the best response.
+-- TOA's SFT set (the paper's data synthesis, arXiv 2412.17061): per method and prompt, the best response.
 --
 --   best = the highest raw reward among the K·n responses of the run with budget $n; ties go to
 --   the earlier play (smallest t), as argmax over plays in order.
