@@ -229,3 +229,28 @@ def task_run(params: Params, k: int, name: str, pairs: pl.DataFrame, val: pl.Dat
         backend=params.backend,
         progress=progress,
     )
+
+
+def influence_units(
+    params: Params, k: int, pairs: pl.DataFrame, val: pl.DataFrame, parts: list[tuple[int, int]]
+):
+    """Return the influence stage's units: (θ* summary per task, the table of each part per task).
+
+    Locally one θ* per task serves all of its units (built on first use, kept for the process;
+    ``functools.cache`` would not pickle for Ray).
+    """
+    runs: dict[str, InfluenceRun] = {}
+
+    def run(t: str) -> InfluenceRun:
+        if t not in runs:
+            runs[t] = task_run(params, k, t, pairs, val)
+        return runs[t]
+
+    names = params.task.names
+    summaries = {t: lambda t=t: run(t).summary() for t in names}
+    shards = {
+        f"{t}-{i}": lambda t=t, q=q: {"influence": run(t).shard(q)}
+        for t in names
+        for i, q in enumerate(parts)
+    }
+    return summaries, shards

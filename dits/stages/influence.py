@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dits.influence.score import InfluenceRun, cost, task_run
+from dits.influence.score import cost, influence_units
 from dits.launch import units as launch
 from dits.paths import DATA, METRICS
 from dits.stages.stage import BACKEND, Run, Stage
@@ -34,19 +34,7 @@ def work(run: Run) -> None:
     val = read_table(DATA, "tasks", 0).filter(pl.col("pool") == "val")
     groups = (pairs.height // p.influence.group_size, "pair groups", "influence.shards")
     parts = parts_of(run.shard, p.influence.shards, *groups)
-    runs: dict[str, InfluenceRun] = {}  # θ* per task, once per process (functools.cache won't pickle)
-
-    def task(t: str) -> InfluenceRun:
-        if t not in runs:
-            runs[t] = task_run(p, k, t, pairs, val)
-        return runs[t]
-
-    summaries = {t: lambda t=t: task(t).summary() for t in names}
-    shards = {
-        f"{t}-{i}": lambda t=t, q=q: {"influence": task(t).shard(q)}
-        for t in names
-        for i, q in enumerate(parts)
-    }
+    summaries, shards = influence_units(p, k, pairs, val, parts)
     done = launch.units(run.work, p, values=summaries, tables=shards)
     influence = pl.concat(done[name]["influence"] for name in shards)
     write_part(part_path(DATA, "influence", k, run.shard[0]), "influence", influence)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from dits.paths import DATA, METRICS, base_model, toa_models, toa_target
+from dits.paths import DATA, METRICS, toa_models
 from dits.stages.stage import BACKEND, Run, Stage
 from dits.storage.atomic import write_json
 from dits.storage.store import SCHEMAS, part_path, write_part
-from dits.tasks.registry import get_task
-from dits.toa.evaluate import evaluate_models, summary
+from dits.toa.evaluate import evaluate_units, summary
 from dits.toa.scope import model_names, skipped
 
 STAGE = Stage(
@@ -32,17 +31,8 @@ def work(run: Run) -> None:
         write_part(part_path(DATA, "toa_eval", 0), "toa_eval", SCHEMAS["toa_eval"].empty_table())
         write_json(METRICS / "toa" / "eval.json", {"skipped": reason})
         return
-    names, frames = model_names(p), []
-    for name in p.task.names:
-        task = get_task(name, p.seed, p.task)
-        models = {"base": base_model(p), **{names[m]: m for m in toa_models(p)}}
-        for method in p.toa.methods:
-            for stage in ("sft", "dpo"):
-                models[f"{method}-{stage}"] = str(toa_target(method, name) / stage)
-        tests = task.examples("test", 0, p.task.test_examples)
-        evaluate = lambda t=task, m=models, e=tests: evaluate_models(p, t, m, e)  # noqa: E731
-        frames.append(run.work.table(name, "toa_eval", evaluate))
-    evals = pl.concat(frames)
+    names = model_names(p)
+    evals = pl.concat([run.work.table(t, "toa_eval", task) for t, task in evaluate_units(p).items()])
     write_part(part_path(DATA, "toa_eval", 0), "toa_eval", evals)
     reference = "toa-dpo" if "toa" in p.toa.methods else "base"
     write_json(METRICS / "toa" / "eval.json", summary(evals, [names[m] for m in toa_models(p)], reference))

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 
-from dits.paths import DATA, METRICS, TOA, base_model, toa_models
+from dits.paths import DATA, METRICS, TOA, toa_models
 from dits.stages.stage import Run, Stage
 from dits.storage.atomic import atomic_path, write_json
 from dits.storage.store import read_table
-from dits.tasks.registry import get_task
 from dits.toa.data import dpo_set, reject_rank, sft_set
-from dits.toa.scope import questions, skipped
-from dits.toa.train import train_target
+from dits.toa.scope import skipped
+from dits.toa.train import train_targets
 
 STAGE = Stage(
     "toa_train",
@@ -36,19 +35,7 @@ def work(run: Run) -> None:
     toa, n = read_table(DATA, "toa", 0).drop("iter"), max(p.toa.budgets)
     rank = reject_rank(p.toa, len(toa_models(p)) * n)
     sft, dpo = sft_set(toa, n), dpo_set(toa, n, rank)
-    done = {}
-    for name in p.task.names:
-        task = get_task(name, p.seed, p.task)
-        examples = {ex.example_id: ex for ex in questions(p, task)}
-        for method in p.toa.methods:
-            rows = sft.filter((sft["method"] == method) & (sft["task"] == name))
-            pairs = dpo.filter((dpo["method"] == method) & (dpo["task"] == name))
-            done[(method, name)] = run.work.model(
-                f"{method}-{name}",
-                lambda out, f=task.family, e=examples, r=rows, q=pairs, at=f"{method}/{name}": train_target(
-                    p, base_model(p), f, e, r, q, out, at
-                ),
-            )
+    done = train_targets(p, run.work, sft, dpo)
     with atomic_path(TOA / "target") as tmp:
         for (method, name), (path, _) in done.items():
             (tmp / f"method={method}").mkdir(parents=True, exist_ok=True)

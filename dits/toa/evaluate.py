@@ -10,9 +10,12 @@ from dits.backends.base import Sampling
 from dits.backends.factory import backend
 from dits.config import Params
 from dits.evaluate import mean_se
+from dits.paths import base_model, toa_models, toa_target
 from dits.tasks.base import Example, Task
+from dits.tasks.registry import get_task
 from dits.toa.curves import _round
 from dits.toa.prompts import answer_chat, answer_of
+from dits.toa.scope import model_names
 
 
 def evaluate_models(
@@ -63,3 +66,17 @@ def summary(evals: pl.DataFrame, policies: Sequence[str], reference: str) -> dic
                 entry[model][f"diff_vs_{reference}_se"] = _round(se)
         out[task] = entry
     return out
+
+
+def evaluate_units(p: Params) -> dict:
+    """The toa_evaluate stage's units, one per task: base, each policy and each method's targets."""
+    names, units = model_names(p), {}
+    for name in p.task.names:
+        task = get_task(name, p.seed, p.task)
+        models = {"base": base_model(p), **{names[m]: m for m in toa_models(p)}}
+        for method in p.toa.methods:
+            for stage in ("sft", "dpo"):
+                models[f"{method}-{stage}"] = str(toa_target(method, name) / stage)
+        tests = task.examples("test", 0, p.task.test_examples)
+        units[name] = lambda t=task, m=models, e=tests: evaluate_models(p, t, m, e)
+    return units

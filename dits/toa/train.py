@@ -17,9 +17,13 @@ import polars as pl
 
 from dits.config import Params
 from dits.errors import DitsError
+from dits.paths import base_model
 from dits.progress import log
+from dits.storage.resume import Work
 from dits.tasks.base import Example, Family
+from dits.tasks.registry import get_task
 from dits.toa.prompts import answer_chat
+from dits.toa.scope import questions
 from dits.train.distributed import train
 from dits.train.fit import Fit, fit_dpo, fit_sft
 
@@ -71,3 +75,21 @@ def train_target(
     }
     log(f"toa_train {label}: {len(chats)} SFT rows, {len(rows)} DPO pairs")
     return report
+
+
+def train_targets(p: Params, work: Work, sft: pl.DataFrame, dpo: pl.DataFrame) -> dict:
+    """Train every (method, task) target as a unit of ``work``; return {(method, task): (dir, report)}."""
+    done = {}
+    for name in p.task.names:
+        task = get_task(name, p.seed, p.task)
+        examples = {ex.example_id: ex for ex in questions(p, task)}
+        for method in p.toa.methods:
+            rows = sft.filter((sft["method"] == method) & (sft["task"] == name))
+            pairs = dpo.filter((dpo["method"] == method) & (dpo["task"] == name))
+            done[(method, name)] = work.model(
+                f"{method}-{name}",
+                lambda out, f=task.family, e=examples, r=rows, q=pairs, at=f"{method}/{name}": train_target(
+                    p, base_model(p), f, e, r, q, out, at
+                ),
+            )
+    return done

@@ -11,10 +11,11 @@ from dits.backends.factory import backend
 from dits.config import Params
 from dits.paths import toa_models, toa_reward_model
 from dits.seeds import derive_seed
+from dits.storage.shard import parts_of, shard_of
 from dits.tasks.base import Example, Task
 from dits.tasks.registry import get_task
 from dits.toa.play import Generator, method_rows, reward_model, run_method, verifier
-from dits.toa.scope import model_names, sampling
+from dits.toa.scope import model_names, questions, sampling
 
 
 def reward_of(params: Params, task: Task, examples: Sequence[Example]):
@@ -43,3 +44,25 @@ def search_unit(params: Params, name: str, method: str, n: int, examples: Sequen
     ids = [ex.example_id for ex in examples]
     plays = run_method(method, ids, models, n, params.toa, generate, reward_of(params, task, examples), seed)
     return method_rows(method, n, task, examples, plays, generate.costs, model_names(params))
+
+
+def search_units(p: Params, shard: tuple[int, int]) -> dict:
+    """The toa_search stage's units: (task, method, budget, part) → the ``toa`` rows it computes.
+
+    ``toa.shards`` splits each task's questions into parts by key hash.
+    """
+    pools = {t: questions(p, get_task(t, p.seed, p.task)) for t in p.task.names}
+    smallest = min(len(pool) for pool in pools.values())
+    parts = parts_of(shard, p.toa.shards, smallest, "TOA questions", "toa.shards")
+
+    def unit(name: str, method: str, n: int, part: tuple[int, int]):
+        mine = [ex for ex in pools[name] if part[1] == 1 or shard_of(ex.example_id, part[1]) == part[0]]
+        return {"toa": search_unit(p, name, method, n, mine)}
+
+    return {
+        f"{t}-{m}-{n}-{i}": lambda t=t, m=m, n=n, q=q: unit(t, m, n, q)
+        for t in p.task.names
+        for m in p.toa.methods
+        for n in p.toa.budgets
+        for i, q in enumerate(parts)
+    }
