@@ -9,8 +9,8 @@ from test_datasets_gsm8k import _published as gsm8k_files
 from dits.config import Params, TaskParams
 from dits.errors import DitsError
 from dits.storage.schemas import conform
-from dits.tasks.prepare import examples_from_frame, tasks_frame
 from dits.tasks.catalog import LAYOUTS, Layout
+from dits.tasks.prepare import examples_from_frame, tasks_frame
 from dits.tasks.registry import get_task
 
 

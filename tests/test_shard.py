@@ -26,3 +26,12 @@ def test_a_params_knob_is_named_in_the_message():
     with pytest.raises(DitsError, match=r"^params.yaml: search.shards: 4 shards but only 2 questions"):
         check_shards(4, 2, "questions of the search pool", "params.yaml: search.shards")
     check_shards(1, 0, "questions")  # one shard never splits anything
+
+
+def test_a_stage_with_fewer_items_than_its_parts_knob_makes_one_part_per_item(capsys):
+    from dits.storage.shard import parts_of
+
+    assert parts_of((0, 1), 4, 2, "pair groups", "influence.shards") == [(0, 2), (1, 2)]
+    assert parts_of((0, 1), 2, 0, "pair groups", "influence.shards") == [(0, 1)]
+    assert parts_of((0, 1), 2, 5, "pair groups", "influence.shards") == [(0, 2), (1, 2)]
+    assert "influence.shards = 4, but only 2 pair groups: 2 part(s)" in capsys.readouterr().err

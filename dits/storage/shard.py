@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from dits.errors import DitsError
+from dits.progress import log
 from dits.seeds import derive_seed
 
 
@@ -36,10 +37,14 @@ def parts_of(shard: tuple[int, int], n: int, items: int, what: str, knob: str) -
     """Return the parts one run computes: the shard given by hand, else the ``n`` parts of the whole.
 
     Parts are a stage's units of resumable work (``knob`` names the param that sets ``n``); a shard
-    run by hand is one unit, so its rows are not split again by a correlated hash.
+    run by hand is one unit, so its rows are not split again by a correlated hash. ``n`` is how
+    finely a run may resume, not a promise of work per part: with fewer items than ``n`` the run
+    makes one part per item (at least one), and says so.
     """
     if shard[1] > 1:
         check_shards(shard[1], items, what, f"--shard {shard[0]}/{shard[1]}")
         return [shard]
-    check_shards(n, items, what, knob)
+    if n > max(items, 1):
+        log(f"{knob} = {n}, but only {items} {what}: {max(items, 1)} part(s)")
+        n = max(items, 1)
     return [(i, n) for i in range(n)]
