@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -463,6 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     except DitsError as exc:
         print(f"dits: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader stopped early (`dits ... | head`): what it read is all it wanted. Python would
+        # flush stdout again at exit and fail on the closed pipe; point it at /dev/null instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 

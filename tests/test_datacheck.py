@@ -54,3 +54,18 @@ def test_data_check_of_a_task_that_is_not_a_dataset_names_the_dataset_tasks(tmp_
         "dits: error: unknown dataset task 'synthetic-debate': expected one of "
         "2wikimultihopqa, arc, cbt, gsm8k, hotpotqa, math, mmlu, triviaqa\n"
     )
+
+
+def test_data_check_into_a_pipe_closed_early_ends_without_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    problems = [{"question": f"Ann has {i} apples. How many?", "answer": f"#### {i}"} for i in range(400)]
+    root = gsm8k_files(tmp_path, problems)  # ~400 kB of JSON lines: more than a pipe buffer holds
+    command = [sys.executable, "-m", "dits.cli", "data", "check", "gsm8k", str(root), "--format", "json"]
+    dits = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = dits.stdout.readline()
+    dits.stdout.close()  # what `| head -1` does
+    assert json.loads(first)["split"] == "train"
+    assert dits.wait(timeout=120) == 0
+    assert b"Traceback" not in dits.stderr.read()
