@@ -182,7 +182,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         return cmd_replicate(args)
     from dits.config import load_params
     from dits.launch.process import setup
-    from dits.studies.influence import Profile, run_experiment
+    from dits.studies.validity import Profile, run_experiment
 
     params = load_params(args.params)
     setup(params)

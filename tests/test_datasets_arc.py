@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dits.errors import DitsError
-from dits.tasks.loaders import Record, load, splits
+from dits.tasks.loaders.dispatch import Record, load, splits
 
 QUESTIONS = [
     {

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dits.errors import DitsError
-from dits.tasks.loaders import known_datasets, load, splits
+from dits.tasks.loaders.dispatch import known_datasets, load, splits
 from dits.tasks.loaders.readers import csv_rows, parquet_rows
 
 GSM8K_ROW = {"question": "1 + 1?", "answer": "#### 2"}

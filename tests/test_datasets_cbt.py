@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dits.errors import DitsError
-from dits.tasks.loaders import load
+from dits.tasks.loaders.dispatch import load
 
 OPTIONS = ["ball", "box", "cat", "day", "dog", "garden", "hat", "house", "king", "tree"]
 STORY = [f"Sentence {k} of the story , said the king ." for k in range(1, 21)]

@@ -10,7 +10,7 @@ import pytest
 
 from dits.errors import DitsError
 from dits.seeds import derive_seed
-from dits.tasks.loaders import Record, load, splits
+from dits.tasks.loaders.dispatch import Record, load, splits
 
 QUESTIONS = [
     {

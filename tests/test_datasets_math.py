@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dits.errors import DitsError
-from dits.tasks.loaders import Record, load, splits
 from dits.tasks.loaders.competition_math import boxed_answer
+from dits.tasks.loaders.dispatch import Record, load, splits
 
 PROBLEMS = {
     "train/algebra/1104.json": {

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dits.errors import DitsError
-from dits.tasks.loaders import Record, load, splits
+from dits.tasks.loaders.dispatch import Record, load, splits
 
 # Quoted fields with commas, a pipe, a newline and doubled quotes, as the MMLU files have them.
 TEST_CSV = (

@@ -15,7 +15,7 @@ from dits.dialogue import Dialogue
 from dits.influence.estimators import Validation, episodes, finite_difference, grad_similarity
 from dits.influence.score import InfluenceRun, cost
 from dits.seeds import content_id
-from dits.studies.influence import auc, swap
+from dits.studies.validity import auc, swap
 from dits.tasks.registry import get_task
 
 TASK = get_task("synthetic-debate", 0)
@@ -174,7 +174,7 @@ def test_crn_uses_the_same_seeds_for_warm_and_perturbed_adapters():
 
 
 def test_first_turn_pairs_take_best_vs_worst_first_message_above_the_gap():
-    from dits.studies.influence import first_turn_pairs
+    from dits.studies.validity import first_turn_pairs
 
     ex = TASK.examples("sft", 0, 1)[0]
     tasks = pl.DataFrame(

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from dits.errors import DitsError
-from dits.toa.search import Play, Request, sigmoid, toa_search
+from dits.toa.search import GenerationRequest, Play, sigmoid, toa_search
 
 
 def scripted(table: Sequence[float]):
     """Return (generate, reward): play t's text is "<model>@<t>" and it scores ``table[t - 1]``."""
 
-    def generate(requests: list[Request]) -> list[str]:
+    def generate(requests: list[GenerationRequest]) -> list[str]:
         return [f"{r.model}@{r.play}" for r in requests]
 
     def reward(questions: Sequence[str], texts: Sequence[str]) -> list[float]:
@@ -130,10 +130,10 @@ def test_toa_refuses_width_below_the_number_of_models():
 def test_toa_plays_all_questions_in_lockstep_and_scores_the_original_question():
     questions = ["q0", "q1", "q2"]
     tables = {"q0": [1, 2, 3, 4, 5, 6], "q1": [1, 0, 0.5, 0.5, 1, 1], "q2": [0, -1, 1, 0, 2, 2]}
-    calls: list[list[Request]] = []
+    calls: list[list[GenerationRequest]] = []
     scored: list[list[str]] = []
 
-    def generate(requests: list[Request]) -> list[str]:
+    def generate(requests: list[GenerationRequest]) -> list[str]:
         calls.append(requests)
         return [f"{r.model}@{r.play}" for r in requests]
 
@@ -262,7 +262,7 @@ def authors_search(question, models, n, width, alpha, tau, topk_child, generate,
     for play_id in range(n * len(models)):
         t = play_id + 1
         node = authors_selection(tree, t, alpha, topk_child)
-        text = generate([Request(0, node.model_name, node.input_response, t)])[0]
+        text = generate([GenerationRequest(0, node.model_name, node.input_response, t)])[0]
         raw = reward([question], [text])[0]
         tree_reward = 1 / (1 + np.exp(-raw / tau))
         node.add_child(node.layer_id + 1, None, text, None, "__response__")
@@ -293,7 +293,7 @@ def random_case(seed: int):
     )
     levels = rng.choice([None, [0.0, 1.0], [-1.0, 0.0, 0.5]])  # discrete rewards make ties
 
-    def generate(requests: list[Request]) -> list[str]:
+    def generate(requests: list[GenerationRequest]) -> list[str]:
         return [f"{r.model}@{r.play}<{r.parent.split('<')[0] if r.parent else '-'}" for r in requests]
 
     def reward(questions: Sequence[str], texts: Sequence[str]) -> list[float]:

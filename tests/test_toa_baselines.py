@@ -8,7 +8,7 @@ import pytest
 
 from dits.errors import DitsError
 from dits.toa.baselines import moa, parallel_ensemble, prs, random_sampling, sequential_refinement
-from dits.toa.search import Play, Request
+from dits.toa.search import GenerationRequest, Play
 
 QUESTIONS = ["q0", "q1"]
 MODELS = ["a", "b", "c"]
@@ -19,10 +19,10 @@ class Recorder:
 
     def __init__(self, score=lambda q, t: 0.0) -> None:
         self.score = score
-        self.calls: list[list[Request]] = []
+        self.calls: list[list[GenerationRequest]] = []
         self.scored: list[list[str]] = []
 
-    def generate(self, requests: list[Request]) -> list[str]:
+    def generate(self, requests: list[GenerationRequest]) -> list[str]:
         self.calls.append(requests)
         return [f"q{r.question}/{r.model}/{r.play}" for r in requests]
 

@@ -11,7 +11,7 @@ from dits.errors import DitsError
 from dits.tasks.base import Example
 from dits.tasks.registry import get_task
 from dits.toa.prompts import aggregate_chat, answer_chat, answer_of, refine_chat, request_chat
-from dits.toa.search import Request
+from dits.toa.search import GenerationRequest
 
 EXCHANGE = Example(
     "e1",
@@ -67,11 +67,11 @@ def test_aggregate_lists_the_responses_in_the_system_message_and_asks_the_questi
 
 
 def test_request_chat_answers_refines_or_aggregates_as_the_request_says():
-    fresh = Request(0, "m", None, 1)
+    fresh = GenerationRequest(0, "m", None, 1)
     assert request_chat(EXCHANGE, "exchange", fresh) == answer_chat(EXCHANGE, "exchange")
-    refine = Request(0, "m", WRONG, 2)
+    refine = GenerationRequest(0, "m", WRONG, 2)
     assert request_chat(EXCHANGE, "exchange", refine) == refine_chat(EXCHANGE, "exchange", WRONG)
-    aggregate = Request(0, "m", None, 3, references=(RIGHT, WRONG))
+    aggregate = GenerationRequest(0, "m", None, 3, references=(RIGHT, WRONG))
     assert request_chat(EXCHANGE, "exchange", aggregate) == aggregate_chat(
         EXCHANGE, "exchange", [RIGHT, WRONG]
     )

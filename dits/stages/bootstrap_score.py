@@ -7,7 +7,7 @@ self-training room to improve it. Nothing to score when ``model.base`` names a c
 from __future__ import annotations
 
 from dits.backends.factory import backend
-from dits.embedded.score import score_greedy
+from dits.embedded.quality import score_greedy
 from dits.paths import METRICS, base_model
 from dits.stages.stage import BACKEND, Run, Stage
 from dits.storage.atomic import write_json

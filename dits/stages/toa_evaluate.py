@@ -13,7 +13,7 @@ from dits.paths import DATA, METRICS, toa_models
 from dits.stages.stage import BACKEND, Run, Stage
 from dits.storage.atomic import write_json
 from dits.storage.store import SCHEMAS, part_path, write_part
-from dits.toa.evaluate import evaluate_units, summary
+from dits.toa.compare import evaluate_units, summary
 from dits.toa.scope import model_names, skipped
 
 STAGE = Stage(

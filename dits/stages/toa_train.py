@@ -14,7 +14,7 @@ from dits.storage.atomic import atomic_path, write_json
 from dits.storage.store import read_table
 from dits.toa.data import dpo_set, reject_rank, sft_set
 from dits.toa.scope import skipped
-from dits.toa.train import train_targets
+from dits.toa.target import train_targets
 
 STAGE = Stage(
     "toa_train",

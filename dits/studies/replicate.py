@@ -330,7 +330,7 @@ def q_relation(study: Study) -> pl.DataFrame:
     shared one), beside the |r| ≤ 0.1 of the authors' influence tables (``local_influence/``) on
     every dataset.
     """
-    from dits.studies.influence import influence_groups
+    from dits.studies.validity import influence_groups
 
     frames = []
     for seed in study.seeds:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from dits.dialogue import AGENTS, system_prompt
 from dits.errors import DitsError
-from dits.tasks.loaders import load
+from dits.tasks.loaders.dispatch import load
 from dits.tasks.real import LAYOUTS, to_example
 
 

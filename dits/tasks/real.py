@@ -25,7 +25,7 @@ from dits.metrics import exact_match, latex_equivalent, token_f1
 from dits.seeds import content_id
 from dits.tasks.base import Example, Family, register_dataset
 from dits.tasks.catalog import LAYOUTS
-from dits.tasks.loaders import Record, load
+from dits.tasks.loaders.dispatch import Record, load
 
 if TYPE_CHECKING:
     from dits.config import TaskParams

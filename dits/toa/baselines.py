@@ -24,14 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dits.errors import DitsError
-from dits.toa.search import Generate, Play, Request, Reward, play_step
+from dits.toa.search import Generate, GenerationRequest, Play, Reward, play_step
 
 
 @dataclass(frozen=True)
 class _Ask:
     """A request and what its ``Play`` records besides the generation: layer, parent, references."""
 
-    request: Request
+    request: GenerationRequest
     layer: int
     parent: int | None = None
     references: tuple[int, ...] = ()
@@ -64,7 +64,7 @@ def _fresh(
 ) -> list[list[Play]]:
     """Return fresh answers from ``models_per_question[q]``, in that order, all in one step."""
     asks = [
-        _Ask(Request(q, model, None, t), layer=1)
+        _Ask(GenerationRequest(q, model, None, t), layer=1)
         for q, models in enumerate(models_per_question)
         for t, model in enumerate(models, start=1)
     ]
@@ -151,7 +151,7 @@ def sequential_refinement(
         for q, chains in enumerate(orders):
             for c, chain in enumerate(chains):
                 before = last.get((q, c))
-                request = Request(q, chain[i], before.text if before else None, c * k + i + 1)
+                request = GenerationRequest(q, chain[i], before.text if before else None, c * k + i + 1)
                 step.append(_Ask(request, layer=2 * i + 1, parent=before.t if before else None))
                 chains_of_step.append((q, c))
         made = _step(questions, step, generate, reward)
@@ -178,7 +178,7 @@ def prs(
     first = _fresh(questions, [[model] * fresh for _ in questions], generate, reward)
     best = [max(plays, key=lambda p: p.reward) for plays in first]
     asks = [
-        _Ask(Request(q, model, best[q].text, t), layer=3, parent=best[q].t)
+        _Ask(GenerationRequest(q, model, best[q].text, t), layer=3, parent=best[q].t)
         for q in range(len(questions))
         for t in range(fresh + 1, n + 1)
     ]
@@ -198,7 +198,7 @@ def moa(
     """Return Mixture-of-Agents as the authors run it: n layers of K answers in stacks of ``n_iter``.
 
     Layer 0 of a stack: every model answers fresh. Layer j > 0: every model answers again given the
-    K answers of layer j - 1 in model order as ``Request.references`` (the authors put them, after
+    K answers of layer j - 1 in model order as ``GenerationRequest.references`` (the authors put them, after
     the aggregator prompt, in the system message; the question stays the user message). Every
     layer's answers count, not only the last aggregation. There are ceil(n / n_iter)
     stacks and n layers in all, the last stack cut short. Stacks are independent, so layer j of all
@@ -220,7 +220,7 @@ def moa(
                     continue
                 prev = below.get((q, s), [])
                 for m, model in enumerate(models):
-                    request = Request(
+                    request = GenerationRequest(
                         q, model, None, (s * n_iter + j) * k + m + 1, tuple(p.text for p in prev)
                     )
                     step.append(_Ask(request, layer=2 * j + 1, references=tuple(p.t for p in prev)))

@@ -31,7 +31,7 @@ from dits.storage.schemas import SCHEMAS
 from dits.tasks.base import Example, Task
 from dits.toa import baselines
 from dits.toa.prompts import answer_chat, answer_of, request_chat
-from dits.toa.search import Play, Request, toa_search
+from dits.toa.search import GenerationRequest, Play, toa_search
 
 METHODS = ("toa", "random", "parallel", "sequential", "prs", "moa")
 
@@ -61,7 +61,7 @@ class Generator:
         self.seed = seed
         self.costs: dict[tuple[int, int], Cost] = {}  # (question, t) -> what that generation cost
 
-    def __call__(self, requests: list[Request]) -> list[str]:
+    def __call__(self, requests: list[GenerationRequest]) -> list[str]:
         by_model: dict[str, list[int]] = defaultdict(list)
         for i, request in enumerate(requests):
             by_model[request.model].append(i)
@@ -115,7 +115,7 @@ def run_method(
     models: Sequence[str],
     n: int,
     params: TOAParams,
-    generate: Callable[[list[Request]], Sequence[str]],
+    generate: Callable[[list[GenerationRequest]], Sequence[str]],
     reward: Reward,
     seed: int,
 ) -> list[list[Play]]:

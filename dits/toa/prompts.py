@@ -27,7 +27,7 @@ from dits.backends.base import Chat
 from dits.dialogue import parse_answer
 from dits.errors import DitsError
 from dits.tasks.base import Example, Family
-from dits.toa.search import Request
+from dits.toa.search import GenerationRequest
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def aggregate_chat(example: Example, family: Family, references: Sequence[str]) 
     return [{"role": "system", "content": "\n".join(blocks)}, *answer_chat(example, family)]
 
 
-def request_chat(example: Example, family: Family, request: Request) -> Chat:
+def request_chat(example: Example, family: Family, request: GenerationRequest) -> Chat:
     """Return the chat of a TOA or baseline ``request``: aggregate, refine or answer fresh."""
     if request.references:
         return aggregate_chat(example, family, request.references)

@@ -23,7 +23,7 @@ from dits.errors import DitsError
 
 
 @dataclass(frozen=True)
-class Request:
+class GenerationRequest:
     """One generation asked of a model.
 
     ``parent`` is the text of the response being refined, None for a fresh answer (deep fresh arms
@@ -58,12 +58,12 @@ class Play:
     references: tuple[int, ...] = ()  # t of the responses an aggregation listed (MoA only)
 
 
-Generate = Callable[[list[Request]], Sequence[str]]
+Generate = Callable[[list[GenerationRequest]], Sequence[str]]
 Reward = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
 
 
 def play_step(
-    questions: Sequence[str], requests: list[Request], generate: Generate, reward: Reward
+    questions: Sequence[str], requests: list[GenerationRequest], generate: Generate, reward: Reward
 ) -> list[tuple[str, float]]:
     """Return (text, raw reward) per request, from ONE ``generate`` call and ONE ``reward`` call.
 
@@ -113,10 +113,10 @@ class _Node:
         """Give this root or response node one model arm per model, in ``models`` order."""
         self.children += [_Node("model", self.layer + 1, self, m, input_response) for m in models]
 
-    def request(self, question: int, t: int) -> Request:
+    def request(self, question: int, t: int) -> GenerationRequest:
         """Return the generation this model node asks for at play ``t``."""
         assert self.kind == "model" and self.model is not None
-        return Request(question, self.model, self.input_response, t)
+        return GenerationRequest(question, self.model, self.input_response, t)
 
 
 @dataclass
