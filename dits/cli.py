@@ -251,7 +251,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from dits.tasks.check import check
+    from dits.datacheck import check
 
     for line in check(args.task, args.path, args.format == "json", args.records):
         print(line)
