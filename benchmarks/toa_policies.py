@@ -21,7 +21,7 @@ from dits.backends.base import Sampling
 from dits.config import load_params
 from dits.launch.process import setup
 from dits.paths import base_model
-from dits.tasks.registry import get_task
+from dits.tasks.synthetic import embedded_tasks
 from dits.toa.policies import train_policies
 from dits.toa.policy_scores import GREEDY, policy_scores, refine_scores
 
@@ -44,17 +44,18 @@ def main() -> None:
     if not args.skip_train:
         report["training"] = train_policies(params, base_model(params), args.out)
     dirs = [args.out / f"policy={i}" for i in range(params.toa.policies.count)]
-    tasks = [get_task(name, params.seed) for name in params.task.names]
+    embedded = embedded_tasks(params.task.names, params.seed, "this benchmark")
+    tasks = [(t, t.examples("val", 0, args.n)) for t in embedded]
     sampled = Sampling(params.toa.temperature, params.toa.top_p, params.toa.max_new_tokens)
     settings = params.backend
-    report["greedy"] = policy_scores(dirs, tasks, args.n, settings, seed=params.seed)
+    report["greedy"] = policy_scores(dirs, tasks, settings, seed=params.seed)
     report["sampled"] = policy_scores(
-        dirs, tasks, args.n, settings, sampling=sampled, samples=args.samples, seed=params.seed
+        dirs, tasks, settings, sampling=sampled, samples=args.samples, seed=params.seed
     )
-    report["base_greedy"] = policy_scores([base_model(params)], tasks, args.n, settings, seed=params.seed)
-    report["refine_greedy"] = refine_scores(dirs, tasks, args.n, settings, sampling=GREEDY, seed=params.seed)
+    report["base_greedy"] = policy_scores([base_model(params)], tasks, settings, seed=params.seed)
+    report["refine_greedy"] = refine_scores(dirs, tasks, settings, sampling=GREEDY, seed=params.seed)
     report["refine_sampled"] = refine_scores(
-        dirs, tasks, args.n, settings, sampling=sampled, seed=params.seed
+        dirs, tasks, settings, sampling=sampled, seed=params.seed
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=1))

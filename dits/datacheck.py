@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 from dits.dialogue import AGENTS, system_prompt
 from dits.errors import DitsError
+from dits.tasks.catalog import LAYOUTS
 from dits.tasks.loaders.dispatch import load
-from dits.tasks.real import LAYOUTS, to_example
+from dits.tasks.pools import to_example
 
 
 def check(task: str, path: str, as_json: bool = False, shown: int = 2, seed: int = 0) -> Iterator[str]:

@@ -8,6 +8,8 @@ guessing baseline, so "A beats B" can be read as a paired difference on the same
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import polars as pl
 
@@ -19,8 +21,8 @@ from dits.paths import base_model, dpo_model, sft_model
 from dits.progress import bar
 from dits.seeds import derive_seed
 from dits.tasks.base import Example, Task
-from dits.tasks.prepare import examples_from_frame
 from dits.tasks.registry import get_task
+from dits.tasks.table import examples_from_frame
 
 MODELS = ("base", "sft", "dpo")
 
@@ -32,6 +34,19 @@ def evaluate_task(params: Params, k: int, name: str, model: str, tests: pl.DataF
     examples = examples_from_frame(tests.filter(pl.col("task") == name))
     with bar(f"evaluate@{k} {name} {model}", len(examples)) as advance:
         return evaluate_model(backend(path, params.backend), task, examples, params, model, advance)
+
+
+def evaluate_units(params: Params, k: int, tests: pl.DataFrame) -> dict[str, Callable[[], dict]]:
+    """The evaluate stage's units: one per (task, model), each giving its ``eval`` table."""
+    return {
+        f"{name}-{m}": partial(_eval_unit, params, k, name, m, tests)
+        for name in params.task.names
+        for m in MODELS
+    }
+
+
+def _eval_unit(params: Params, k: int, name: str, model: str, tests: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return {"eval": evaluate_task(params, k, name, model, tests)}
 
 
 def chance(params: Params, tests: pl.DataFrame) -> dict[str, float]:

@@ -21,8 +21,8 @@ from dits.progress import bar
 from dits.reward import reward_dialogues
 from dits.seeds import content_id, derive_seed
 from dits.tasks.base import Example, Task
-from dits.tasks.prepare import examples_from_frame
 from dits.tasks.registry import get_task
+from dits.tasks.table import examples_from_frame
 
 
 def sample_task(params: Params, k: int, name: str, pool: pl.DataFrame) -> pl.DataFrame:

@@ -13,13 +13,14 @@ import pytest
 import torch
 
 from dits.backends.load import load_model
+from dits.backends.reward import RewardScorer
 from dits.config import BootstrapParams, DPOParams, SFTParams, TrainLaunchParams
 from dits.embedded.bootstrap import build_model, make_tokenizer, scripted_chats
 from dits.embedded.scripts import Noise
 from dits.errors import DitsError
 from dits.storage.atomic import save_model
 from dits.tasks.registry import get_task
-from dits.toa.reward_model import RewardScorer, fit_reward
+from dits.toa.reward_model import fit_reward
 from dits.train import world
 from dits.train.distributed import train
 from dits.train.fit import Fit, fit_dpo, fit_sft, trainer_path

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dits.train.limits import length_limit
+from dits.backends.limits import length_limit
 
 
 def test_length_limit_is_the_least_of_the_param_the_tokenizer_and_the_model_positions():

@@ -10,8 +10,9 @@ from dits.config import Params, TaskParams
 from dits.errors import DitsError
 from dits.storage.schemas import conform
 from dits.tasks.catalog import LAYOUTS, Layout
-from dits.tasks.prepare import examples_from_frame, tasks_frame
-from dits.tasks.registry import get_task
+from dits.tasks.prepare import tasks_frame
+from dits.tasks.pools import source
+from dits.tasks.table import examples_from_frame
 
 
 def _params(path: str, **sizes: int) -> Params:
@@ -49,9 +50,9 @@ def test_tasks_table_rows_give_back_the_examples_with_their_prompts(tmp_path, mo
     params = _params(_gsm8k(tmp_path, 8), sft_examples=1, search_examples=1, val_examples=1, test_examples=1)
     frame = tasks_frame(params, 0).filter(pl.col("pool") == "sft")
     gsm8k, synthetic = examples_from_frame(frame)
-    assert gsm8k == get_task("gsm8k", 0, params.task).examples("sft", 0, 1)[0]
+    assert gsm8k == source("gsm8k", 0, params.task).examples("sft", 0, 1)[0]
     assert (gsm8k.prompts, synthetic.prompts) == ("gsm8k", "")
-    assert synthetic == get_task("synthetic-debate", 0).examples("sft", 0, 1)[0]
+    assert synthetic == source("synthetic-debate", 0, params.task).examples("sft", 0, 1)[0]
 
 
 def test_prepare_on_a_malformed_dataset_stops_with_one_line(tmp_path):

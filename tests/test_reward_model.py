@@ -10,8 +10,9 @@ import pytest
 import torch
 from tiny import tiny_chat_model
 
+from dits.backends.reward import RewardScorer
 from dits.errors import DitsError
-from dits.toa.reward_model import RewardScorer, reward_rows, split_pairs, train_reward_model
+from dits.toa.reward_model import reward_rows, split_pairs, train_reward_model
 
 WORDS = "ball box cat day dog garden hat house king tree".split()
 TRAIN = {"learning_rate": 3e-3, "epochs": 3.0, "batch_size": 8, "max_length": 256, "seed": 0}

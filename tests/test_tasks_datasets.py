@@ -11,8 +11,8 @@ from test_datasets_gsm8k import _published as gsm8k_files
 from dits.config import TaskParams
 from dits.errors import DitsError
 from dits.tasks.base import Example
-from dits.tasks.catalog import dataset_tasks
-from dits.tasks.real import LAYOUTS, DatasetTask
+from dits.tasks.catalog import LAYOUTS, dataset_tasks
+from dits.tasks.pools import Source, source
 from dits.tasks.registry import get_task
 
 
@@ -24,9 +24,9 @@ def _gsm8k(root: Path, n: int) -> Path:
     return gsm8k_files(root, problems)
 
 
-def _task(name: str, path: Path, **sizes: int) -> DatasetTask:
+def _task(name: str, path: Path, **sizes: int) -> Source:
     params = TaskParams(names=[name], paths={name: str(path)}, **sizes)
-    return get_task(name, 0, params)
+    return source(name, 0, params)
 
 
 def test_the_eight_datasets_are_tasks_of_their_family():
@@ -46,7 +46,7 @@ def test_the_eight_datasets_are_tasks_of_their_family():
 
 def test_dataset_task_in_params_without_a_path_stops_with_one_line():
     with pytest.raises(DitsError, match=r"^task.paths.gsm8k: missing; expected the gsm8k dataset directory$"):
-        get_task("gsm8k", 0, TaskParams(names=["gsm8k"]))
+        source("gsm8k", 0, TaskParams(names=["gsm8k"]))
 
 
 def test_sft_and_search_are_consecutive_blocks_per_iteration_and_skip_the_val_window(tmp_path, monkeypatch):

@@ -170,7 +170,9 @@ def test_policy_scores_take_one_generate_call_per_model_and_the_oracle_per_quest
     examples = EXCHANGE.examples("val", 0, 20)
     models = {relation: _Specialist(relation, examples) for relation in ("founder", "ceo")}
     monkeypatch.setattr(policy_scores, "backend", lambda path, settings: models[path])
-    report = policy_scores.policy_scores(["founder", "ceo"], [EXCHANGE], 20, Params().backend, samples=2)
+    report = policy_scores.policy_scores(
+        ["founder", "ceo"], [(EXCHANGE, EXCHANGE.examples("val", 0, 20))], Params().backend, samples=2
+    )
     founders = sum(question_kind(e, "exchange") == "founder" for e in examples)
     exchange = report["synthetic-exchange"]
     assert exchange["policies"] == [founders / 20, (20 - founders) / 20]
@@ -189,7 +191,9 @@ class _Copier:
 
 def test_refine_scores_count_a_copier_as_keeping_right_answers_and_fixing_none(monkeypatch):
     monkeypatch.setattr(policy_scores, "backend", lambda path, settings: _Copier())
-    report = policy_scores.refine_scores(["copier"], [EXCHANGE, DEBATE], 10, Params().backend)
+    report = policy_scores.refine_scores(
+        ["copier"], [(t, t.examples("val", 0, 10)) for t in (EXCHANGE, DEBATE)], Params().backend
+    )
     assert report["synthetic-exchange"][0]["fixed"] == 0.0 and report["synthetic-exchange"][0]["kept"] == 1.0
     debate = report["synthetic-debate"][0]
     assert debate["fixed"] == 0.0 and debate["kept"] == 1.0

@@ -19,12 +19,12 @@ from dits.dialogue import AGENTS, Dialogue
 from dits.embedded.scripts import Noise, scripted_dialogue
 from dits.embedded.tokenizer import train_tokenizer
 from dits.seeds import derive_seed
-from dits.tasks.base import Task
+from dits.tasks.synthetic import Embedded, embedded_tasks
 
 MAX_POSITIONS = 512  # the embedded Llama's max_position_embeddings
 
 
-def scripted_chats(tasks: Sequence[Task], n_per_task: int, seed: int, noise: Noise) -> list[Chat]:
+def scripted_chats(tasks: Sequence[Embedded], n_per_task: int, seed: int, noise: Noise) -> list[Chat]:
     """Return both agents' views of ``n_per_task`` scripted dialogues per task, interleaved."""
     chats: list[Chat] = []
     for i in range(n_per_task):
@@ -74,11 +74,10 @@ def bootstrap_model(params: Params):
     own learning rate, batch size, step count and seed, one epoch cut at ``steps``. Its score is
     the ``bootstrap_score`` stage's, so an edit to scoring never retrains it.
     """
-    from dits.tasks.registry import get_task
     from dits.train.sft import train_sft
 
     b = params.bootstrap
-    tasks = [get_task(name, params.seed) for name in params.task.names]
+    tasks = embedded_tasks(params.task.names, params.seed, "the embedded base model (model.base: embedded)")
     noise = Noise(b.wrong_fact, b.withhold, b.verbose, b.missing_tag, b.habit, b.catch)
     chats = scripted_chats(tasks, b.scripts_per_task, b.seed, noise)
     tokenizer = make_tokenizer(chats, b)

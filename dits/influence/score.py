@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from dits.backends.factory import serving
+from dits.backends.limits import length_limit
 from dits.backends.load import load_model
 from dits.dialogue import Dialogue
 from dits.influence.estimators import (
@@ -39,10 +40,9 @@ from dits.progress import bar
 from dits.seeds import derive_seed
 from dits.storage.schemas import SCHEMAS
 from dits.tasks.base import Example, Task
-from dits.tasks.prepare import examples_from_frame
 from dits.tasks.registry import get_task
+from dits.tasks.table import examples_from_frame
 from dits.train.dpo import pair_rows
-from dits.train.limits import length_limit
 
 if TYPE_CHECKING:
     from dits.config import BackendParams, EvaluateParams, InfluenceParams, Params, SampleParams

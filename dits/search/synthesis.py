@@ -6,6 +6,9 @@ term), each loaded once per stage run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import polars as pl
 
 from dits.backends.factory import backend
@@ -18,8 +21,8 @@ from dits.search.pairs import pairs_frame
 from dits.search.tree import nodes_frame
 from dits.seeds import derive_seed
 from dits.storage.shard import in_shard
-from dits.tasks.prepare import examples_from_frame
 from dits.tasks.registry import get_task
+from dits.tasks.table import examples_from_frame
 
 
 def normaliser(params: Params, k: int, name: str, pool: pl.DataFrame) -> float:
@@ -55,4 +58,20 @@ def search_part(
     return {
         "nodes": nodes_frame(trees),
         "pairs": pairs_frame(trees, {e.example_id: e for e in examples}, task.family, params.pairs),
+    }
+
+
+def normaliser_units(params: Params, k: int, pool: pl.DataFrame) -> dict[str, Callable[[], float]]:
+    """The search stage's first units: each task's token normaliser, keyed ``t_max-<task>``."""
+    return {f"t_max-{t}": partial(normaliser, params, k, t, pool) for t in params.task.names}
+
+
+def search_units(
+    params: Params, k: int, pool: pl.DataFrame, parts: list[tuple[int, int]], t_max: dict[str, float]
+) -> dict[str, Callable[[], dict[str, pl.DataFrame]]]:
+    """The search stage's second units: each task's parts of the pool, with that task's normaliser."""
+    return {
+        f"{t}-{i}": partial(search_part, params, k, t, pool, part, t_max[t])
+        for t in params.task.names
+        for i, part in enumerate(parts)
     }

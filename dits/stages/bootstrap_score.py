@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from dits.backends.factory import backend
 from dits.embedded.quality import score_greedy
-from dits.paths import METRICS, base_model
+from dits.paths import DATA, METRICS, base_model
 from dits.stages.stage import BACKEND, Run, Stage
 from dits.storage.atomic import write_json
+from dits.storage.store import read_table
 from dits.tasks.registry import get_task
+from dits.tasks.table import pool
 
 STAGE = Stage(
     "bootstrap_score",
     params=("seed", "task.names", "model", "bootstrap.eval_examples", *BACKEND),
-    deps=("models/base",),
+    deps=("data/tasks", "models/base"),
     metrics=("metrics/bootstrap.json",),
 )
 
@@ -26,7 +28,8 @@ def work(run: Run) -> None:
     if p.model.base != "embedded":
         write_json(METRICS / "bootstrap.json", {"skipped": f"model.base = {p.model.base}"})
         return
-    tasks = [get_task(name, p.seed) for name in p.task.names]
-    scores = score_greedy(backend(base_model(p), p.backend), tasks, n)
-    chance = {t.name: t.chance(t.examples("val", 0, n)) for t in tasks}
+    table = read_table(DATA, "tasks", 0)
+    val = [(get_task(t, p.seed), pool(table, t, "val", n, "bootstrap.eval_examples")) for t in p.task.names]
+    scores = score_greedy(backend(base_model(p), p.backend), val)
+    chance = {task.name: task.chance(examples) for task, examples in val}
     write_json(METRICS / "bootstrap.json", {"val": scores, "chance": chance, "n": n})

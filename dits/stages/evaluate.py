@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dits.evaluate import MODELS, chance, evaluate_task, summarize
+from dits.evaluate import chance, evaluate_units, summarize
 from dits.launch import units as launch
 from dits.paths import DATA, METRICS
 from dits.stages.stage import BACKEND, Run, Stage
@@ -31,12 +31,7 @@ def work(run: Run) -> None:
     p, k, shard = run.params, run.k, run.shard
     tests = read_table(DATA, "tasks", 0).filter(pl.col("pool") == "test")
     mine = shard_rows(tests, "example_id", shard, "questions of the test pool")
-    units = {
-        f"{name}-{m}": lambda name=name, m=m: {"eval": evaluate_task(p, k, name, m, mine)}
-        for name in p.task.names
-        for m in MODELS
-    }
-    done = launch.units(run.work, p, tables=units)
+    done = launch.units(run.work, p, tables=evaluate_units(p, k, mine))
     frames = [tables["eval"] for tables in done.values()]
     write_part(part_path(DATA, "eval", k, shard[0]), "eval", pl.concat(frames))
     if all(part_path(DATA, "eval", k, i).exists() for i in range(shard[1])):

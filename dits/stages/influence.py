@@ -1,9 +1,7 @@
 """influence@k: each pair group's influence on the validation metric, per task (one-step perturbations).
 
-Per task, θ*'s summary (the warm-up state of DITS, arXiv 2502.00955) and each of its
-``influence.shards`` parts are units a rerun reuses. Locally one θ* per task serves them all; under
-``launcher: ray`` each unit is a Ray task that warms its own θ* up (seeded, so every copy is the
-same θ*) and all run at once.
+Units: per task, θ*'s summary (DITS's warm-up state, arXiv 2502.00955) and each part of its groups.
+Locally one θ* per task serves them all; a Ray task warms its own up (seeded: every copy is the same).
 """
 
 from __future__ import annotations
@@ -30,13 +28,13 @@ STAGE = Stage(
 
 
 def work(run: Run) -> None:
-    p, k, names, pairs = run.params, run.k, run.params.task.names, read_table(DATA, "pairs", run.k)
+    p, k, pairs = run.params, run.k, read_table(DATA, "pairs", run.k)
     val = read_table(DATA, "tasks", 0).filter(pl.col("pool") == "val")
-    groups = (pairs.height // p.influence.group_size, "pair groups", "influence.shards")
-    parts = parts_of(run.shard, p.influence.shards, *groups)
+    groups = pairs.height // p.influence.group_size
+    parts = parts_of(run.shard, p.influence.shards, groups, "pair groups", "influence.shards")
     summaries, shards = influence_units(p, k, pairs, val, parts)
     done = launch.units(run.work, p, values=summaries, tables=shards)
     influence = pl.concat(done[name]["influence"] for name in shards)
     write_part(part_path(DATA, "influence", k, run.shard[0]), "influence", influence)
-    report = {t: done[t] for t in names}
-    write_json(METRICS / "influence" / f"iter={k}.json", {"tasks": report, **cost(influence)})
+    report = {"tasks": {t: done[t] for t in p.task.names}, **cost(influence)}
+    write_json(METRICS / "influence" / f"iter={k}.json", report)

@@ -1,18 +1,15 @@
 """search@k: DITS/Optima tree search with SFT(k) on the search pool → nodes and pairs tables.
 
-Units of work, resumed after a kill and run as Ray tasks under ``launcher: ray``: each task's token
-normaliser, then its ``search.shards`` parts (a part needs its task's normaliser).
+Units of work (resumable, Ray tasks under ``launcher: ray``): each task's token normaliser, then its parts.
 """
 
 from __future__ import annotations
-
-from functools import partial
 
 import polars as pl
 
 from dits.launch import units as launch
 from dits.paths import DATA, METRICS
-from dits.search.synthesis import normaliser, search_part
+from dits.search.synthesis import normaliser_units, search_units
 from dits.stages.stage import BACKEND, Run, Stage
 from dits.storage.atomic import write_json
 from dits.storage.shard import parts_of
@@ -30,19 +27,14 @@ STAGE = Stage(
 
 
 def work(run: Run) -> None:
-    p, k, names = run.params, run.k, run.params.task.names
+    p, k = run.params, run.k
     pool = read_table(DATA, "tasks", k).filter(pl.col("pool") == "search")
     parts = parts_of(run.shard, p.search.shards, pool.height, "questions of the search pool", "search.shards")
-    normalisers = {f"t_max-{t}": partial(normaliser, p, k, t, pool) for t in names}
-    found = launch.units(run.work, p, values=normalisers)
-    t_max = {t: found[f"t_max-{t}"] for t in names}
-    searches = {
-        f"{t}-{i}": partial(search_part, p, k, t, pool, q, t_max[t])
-        for t in names
-        for i, q in enumerate(parts)
-    }
-    found = launch.units(run.work, p, tables=searches)
+    found = launch.units(run.work, p, values=normaliser_units(p, k, pool))
+    t_max = {t: found[f"t_max-{t}"] for t in p.task.names}
+    found = launch.units(run.work, p, tables=search_units(p, k, pool, parts, t_max))
     for table in ("nodes", "pairs"):
-        frames = pl.concat(f[table] for f in found.values())
-        write_part(part_path(DATA, table, k, run.shard[0]), table, frames)
+        write_part(
+            part_path(DATA, table, k, run.shard[0]), table, pl.concat(f[table] for f in found.values())
+        )
     write_json(METRICS / "search" / f"iter={k}.json", {"token_normaliser": t_max})

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -22,7 +23,7 @@ from dits.config import Params
 from dits.errors import DitsError
 from dits.paths import METRICS, base_model, policy_model, toa_models
 from dits.progress import log
-from dits.storage.atomic import write_json
+from dits.storage.atomic import atomic_path, write_json
 from dits.storage.resume import Work
 
 # The params of a stage that runs a model for inference: the launcher is not among them, as it
@@ -81,6 +82,17 @@ class Run:
     k: int
     shard: tuple[int, int]
     work: Work
+
+    def skip(self, directory: Path, metrics: Path, report: dict) -> None:
+        """Leave an empty ``directory`` and ``report`` as the results of a stage with nothing to do.
+
+        DVC then has outputs to record, and ``dits show`` prints the report's reason (logged here too).
+        """
+        if "skipped" in report:
+            log(report["skipped"])
+        with atomic_path(directory) as out:
+            out.mkdir()
+        write_json(metrics, report)
 
 
 def lookup(params: Params, key: str) -> Any:

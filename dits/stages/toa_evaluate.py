@@ -19,7 +19,7 @@ from dits.toa.scope import model_names, skipped
 STAGE = Stage(
     "toa_evaluate",
     params=("seed", "task", "model", "toa", *BACKEND),
-    deps=("models/base", "models/toa/policies", "models/toa/target"),
+    deps=("data/tasks", "models/base", "models/toa/policies", "models/toa/target"),
     outs=("data/toa_eval",),
     metrics=("metrics/toa/eval.json",),
 )

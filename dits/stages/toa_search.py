@@ -18,7 +18,7 @@ from dits.toa.work import search_units
 STAGE = Stage(
     "toa_search",
     params=("seed", "task", "model", "toa", *BACKEND),
-    deps=("models/base", "models/toa/policies", "models/toa/reward"),
+    deps=("data/tasks", "models/base", "models/toa/policies", "models/toa/reward"),
     outs=("data/toa",),
     sharded=True,
 )

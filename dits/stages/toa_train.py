@@ -1,7 +1,6 @@
-"""toa_train: per method and task, the target trained on that method's data (SFT on the best, then DPO).
+"""toa_train: per method and task (a unit of work each), the target trained on that method's data.
 
-The data are ``toa/sql/toa_sft.sql`` and ``toa/sql/toa_dpo.sql`` over the runs of the largest budget.
-Each (method, task) is a unit of work; the report gives rows, pairs and losses of each.
+SFT on ``toa/sql/toa_sft.sql``'s rows, then DPO on ``toa/sql/toa_dpo.sql``'s, over the largest budget.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from dits.toa.target import train_targets
 STAGE = Stage(
     "toa_train",
     params=("seed", "task", "model", "toa", "sft", "dpo", "train"),
-    deps=("data/toa", "models/base"),
+    deps=("data/tasks", "data/toa", "models/base"),
     outs=("models/toa/target",),
     metrics=("metrics/toa/train.json",),
 )
@@ -28,10 +27,7 @@ STAGE = Stage(
 def work(run: Run) -> None:
     p = run.params
     if reason := skipped(p):
-        with atomic_path(TOA / "target") as out:
-            out.mkdir()
-        write_json(METRICS / "toa" / "train.json", {"skipped": reason})
-        return
+        return run.skip(TOA / "target", METRICS / "toa" / "train.json", {"skipped": reason})
     toa, n = read_table(DATA, "toa", 0).drop("iter"), max(p.toa.budgets)
     rank = reject_rank(p.toa, len(toa_models(p)) * n)
     sft, dpo = sft_set(toa, n), dpo_set(toa, n, rank)

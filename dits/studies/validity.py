@@ -45,8 +45,8 @@ from dits.seeds import content_id, derive_seed
 from dits.storage.atomic import atomic_path
 from dits.storage.store import read_table
 from dits.tasks.base import Example, Task
-from dits.tasks.prepare import examples_from_frame
 from dits.tasks.registry import get_task
+from dits.tasks.table import examples_from_frame
 from dits.train.dpo import pair_rows
 
 

@@ -31,12 +31,10 @@ class Example:
 
 
 class Task(Protocol):
+    """How a task's answers are scored; its questions come from the tasks table (``dits.tasks.pools``)."""
+
     name: str
     family: Family
-
-    def examples(self, pool: str, start: int, n: int) -> list[Example]:
-        """Return examples ``start … start+n-1`` of ``pool``; deterministic in (seed, pool, index)."""
-        ...
 
     def score(self, prediction: str, example: Example) -> float:
         """Return the task score of ``prediction`` in [0, 1]."""
@@ -64,7 +62,6 @@ def register(name: str) -> Callable[[Callable[[int], Task]], Callable[[int], Tas
 def register_dataset(name: str, factory: Factory) -> None:
     """Register a task read from a dataset directory: ``factory(seed, task params)``.
 
-    Its directory is ``task.paths[name]``; without the params (a stage that only scores) it still
-    scores, but cannot give examples.
+    A dataset task only scores here; ``dits.tasks.pools`` reads its questions.
     """
     REGISTRY[name] = factory

@@ -9,12 +9,12 @@ from __future__ import annotations
 import polars as pl
 
 from dits.config import Params
-from dits.tasks.base import Example, Task
-from dits.tasks.real import LAYOUTS
-from dits.tasks.registry import get_task
+from dits.tasks.base import Example
+from dits.tasks.catalog import LAYOUTS, SYNTHETIC
+from dits.tasks.pools import Source, source
 
 
-def pool_examples(params: Params, task: Task, pool: str, k: int) -> list[Example]:
+def pool_examples(params: Params, task: Source, pool: str, k: int) -> list[Example]:
     """Return the examples of ``pool`` used at iteration ``k``."""
     sizes = {
         "sft": params.task.sft_examples,
@@ -31,14 +31,15 @@ def tasks_frame(params: Params, k: int) -> pl.DataFrame:
     rows = []
     pools = ("sft", "search", "val", "test") if k == 0 else ("sft", "search")
     for name in params.task.names:
-        task = get_task(name, params.seed, params.task)
+        task = source(name, params.seed, params.task)
+        family = LAYOUTS[name].family if name in LAYOUTS else SYNTHETIC[name]
         for pool in pools:
             for ex in pool_examples(params, task, pool, k):
                 rows.append(
                     {
                         "example_id": ex.example_id,
-                        "task": task.name,
-                        "family": task.family,
+                        "task": name,
+                        "family": family,
                         "pool": pool,
                         "source_id": ex.source_id,
                         "question": ex.question,
@@ -48,21 +49,3 @@ def tasks_frame(params: Params, k: int) -> pl.DataFrame:
                     }
                 )
     return pl.DataFrame(rows)
-
-
-def examples_from_frame(frame: pl.DataFrame) -> list[Example]:
-    """Return the Examples held by rows of the tasks table.
-
-    A dataset task's prompts follow from its name; the embedded tasks' are "".
-    """
-    return [
-        Example(
-            r["example_id"],
-            r["question"],
-            (r["context_alice"], r["context_bob"]),
-            tuple(r["answers"]),
-            r["source_id"],
-            LAYOUTS[r["task"]].prompts if r["task"] in LAYOUTS else "",
-        )
-        for r in frame.iter_rows(named=True)
-    ]

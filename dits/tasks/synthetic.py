@@ -20,9 +20,10 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from dits.errors import DitsError
 from dits.metrics import exact_match, normalize_words, token_f1
 from dits.seeds import content_id, derive_seed
 from dits.tasks.base import POOLS, Example, Family, register
@@ -170,5 +171,24 @@ def _draw(
     raise AssertionError("unreachable")
 
 
-register("synthetic-exchange")(lambda seed: ExchangeTask(seed))
-register("synthetic-debate")(lambda seed: DebateTask(seed))
+Embedded = ExchangeTask | DebateTask
+# the embedded tasks by name, as question generators (``dits.tasks.pools``, the bootstrap scripts)
+EMBEDDED: dict[str, type[ExchangeTask] | type[DebateTask]] = {
+    "synthetic-exchange": ExchangeTask,
+    "synthetic-debate": DebateTask,
+}
+for _name, _task in EMBEDDED.items():
+    register(_name)(_task)
+
+
+def embedded_tasks(names: Sequence[str], seed: int, what: str) -> list[Embedded]:
+    """The embedded tasks ``names`` as question generators; a dataset task's name stops with one line.
+
+    ``what`` names the scripted model that needs them (its scripts exist for the embedded tasks only).
+    """
+    for name in names:
+        if name not in EMBEDDED:
+            raise DitsError(
+                f"task.names: {name} is a dataset task, and {what} is scripted for the embedded tasks only"
+            )
+    return [EMBEDDED[name](seed) for name in names]

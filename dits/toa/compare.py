@@ -10,9 +10,11 @@ from dits.backends.base import Sampling
 from dits.backends.factory import backend
 from dits.config import Params
 from dits.evaluate import mean_se
-from dits.paths import base_model, toa_models, toa_target
+from dits.paths import DATA, base_model, toa_models, toa_target
+from dits.storage.store import read_table
 from dits.tasks.base import Example, Task
 from dits.tasks.registry import get_task
+from dits.tasks.table import examples_from_frame
 from dits.toa.curves import _round
 from dits.toa.prompts import answer_chat, answer_of
 from dits.toa.scope import model_names
@@ -70,13 +72,13 @@ def summary(evals: pl.DataFrame, policies: Sequence[str], reference: str) -> dic
 
 def evaluate_units(p: Params) -> dict:
     """The toa_evaluate stage's units, one per task: base, each policy and each method's targets."""
-    names, units = model_names(p), {}
+    names, units, table = model_names(p), {}, read_table(DATA, "tasks", 0)
     for name in p.task.names:
         task = get_task(name, p.seed, p.task)
         models = {"base": base_model(p), **{names[m]: m for m in toa_models(p)}}
         for method in p.toa.methods:
             for stage in ("sft", "dpo"):
                 models[f"{method}-{stage}"] = str(toa_target(method, name) / stage)
-        tests = task.examples("test", 0, p.task.test_examples)
+        tests = examples_from_frame(table.filter((pl.col("task") == name) & (pl.col("pool") == "test")))
         units[name] = lambda t=task, m=models, e=tests: evaluate_models(p, t, m, e)
     return units

@@ -17,11 +17,9 @@ from typing import TYPE_CHECKING
 
 from dits.backends.load import load_model
 from dits.config import SFTParams
-from dits.errors import DitsError
 from dits.seeds import derive_seed
 from dits.storage.atomic import save_model
-from dits.tasks.catalog import dataset_tasks
-from dits.tasks.registry import get_task
+from dits.tasks.synthetic import embedded_tasks
 from dits.toa.policy_scripts import PROFILES, policy_chats
 from dits.train.sft import train_sft
 
@@ -38,13 +36,8 @@ def train_policies(params: Params, base: str, out: Path) -> dict:
     over its last logging window) and seconds.
     """
     p = params.toa.policies
-    for name in params.task.names:
-        if name in dataset_tasks():
-            raise DitsError(
-                f"task.names: {name} is a dataset task, and the embedded TOA policies are scripted for the "
-                "embedded tasks only; set toa.models to K checkpoints"
-            )
-    tasks = [get_task(name, params.seed) for name in params.task.names]
+    what = "the embedded TOA policies (set toa.models to K checkpoints)"
+    tasks = embedded_tasks(params.task.names, params.seed, what)
     sft = SFTParams(learning_rate=p.learning_rate, epochs=1.0, batch_size=p.batch_size, max_length=MAX_LENGTH)
     report = []
     for i in range(p.count):

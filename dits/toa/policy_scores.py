@@ -37,22 +37,22 @@ def _mean(values: Sequence[float]) -> float:
 
 def policy_scores(
     dirs: Sequence[str | Path],
-    tasks: Sequence[Task],
-    n: int,
+    questions: Sequence[tuple[Task, Sequence[Example]]],
     settings: BackendParams,
     *,
     sampling: Sampling = GREEDY,
     samples: int = 1,
     seed: int = 0,
 ) -> dict:
-    """Return each policy's mean score per task on the first ``n`` val questions, and the oracle best-of-K.
+    """Return each policy's mean score per task on its questions, and the oracle best-of-K.
 
     A fresh answer in the single-answer format, ``samples`` per question, each with a seed derived
     from ``seed``, the question and the sample index. A question's score is its mean over samples;
     the oracle takes per question the best policy's score. Embedded questions are also reported by
     kind (``dits.toa.policy_scripts.question_kind``), where the habits differ.
     """
-    rows = [(task, example) for task in tasks for example in task.examples("val", 0, n)]
+    tasks = [task for task, _ in questions]
+    rows = [(task, example) for task, examples in questions for example in examples]
     drawn = [(task, ex, s) for task, ex in rows for s in range(samples)]
     chats = [answer_chat(ex, task.family) for task, ex, _ in drawn]
     seeds = [derive_seed(seed, ex.example_id, s) for _, ex, s in drawn]
@@ -61,10 +61,10 @@ def policy_scores(
         texts = _texts(path, settings, chats, sampling, seeds)
         per = [task.score(answer_of(t, ex) or "", ex) for (task, ex, _), t in zip(drawn, texts, strict=True)]
         scores.append([_mean(per[r * samples : (r + 1) * samples]) for r in range(len(rows))])
-    return {task.name: _task_report(task, rows, scores, n) for task in tasks}
+    return {task.name: _task_report(task, rows, scores) for task in tasks}
 
 
-def _task_report(task: Task, rows: list[tuple[Task, Example]], scores: list[list[float]], n: int) -> dict:
+def _task_report(task: Task, rows: list[tuple[Task, Example]], scores: list[list[float]]) -> dict:
     """Return one task's per-policy means and oracle, overall and per question kind (embedded tasks)."""
     mine = [r for r, (t, _) in enumerate(rows) if t is task]
     groups = {"all": mine}
@@ -80,15 +80,14 @@ def _task_report(task: Task, rows: list[tuple[Task, Example]], scores: list[list
         }
 
     report = summary(groups.pop("all"))
-    report["chance"] = round(task.chance(task.examples("val", 0, n)), 4)
+    report["chance"] = round(task.chance([rows[r][1] for r in mine]), 4)
     report["kinds"] = {kind: summary(indices) for kind, indices in sorted(groups.items())}
     return report
 
 
 def refine_scores(
     dirs: Sequence[str | Path],
-    tasks: Sequence[Task],
-    n: int,
+    questions: Sequence[tuple[Task, Sequence[Example]]],
     settings: BackendParams,
     *,
     sampling: Sampling = GREEDY,
@@ -96,13 +95,13 @@ def refine_scores(
 ) -> dict:
     """Return, per embedded task and policy, how often a refinement fixes a wrong answer and keeps a right.
 
-    Each of the first ``n`` val questions is refined twice: from a scripted wrong answer (one wrong
+    Each question is refined twice: from a scripted wrong answer (one wrong
     step, as another habit writes it; ``fixed`` is the mean score after refining it) and from the right
     one (``kept``). ``fixed_by_kind`` splits ``fixed`` by the kind of the wrong step.
     """
-    rows = []
-    for task in tasks:
-        for ex in task.examples("val", 0, n):
+    rows, tasks = [], [task for task, _ in questions]
+    for task, examples in questions:
+        for ex in examples:
             wrong, kind = wrong_answer(
                 ex, task.family, random.Random(derive_seed(seed, "earlier", ex.example_id))
             )

@@ -51,8 +51,8 @@ from dataclasses import dataclass
 from dits.backends.base import Chat
 from dits.dialogue import parse_answer
 from dits.seeds import derive_seed
-from dits.tasks.base import Example, Family, Task
-from dits.tasks.synthetic import parse_exchange_question
+from dits.tasks.base import Example, Family
+from dits.tasks.synthetic import Embedded, parse_exchange_question
 from dits.toa.prompts import aggregate_chat, answer_chat, refine_chat
 
 KINDS: dict[Family, tuple[str, ...]] = {"exchange": ("founder", "ceo"), "debate": ("add", "sub", "mixed")}
@@ -208,7 +208,7 @@ def script_chat(
 
 
 def policy_chats(
-    tasks: Sequence[Task], habits: Habits, n_per_task: int, seed: int, references: int
+    tasks: Sequence[Embedded], habits: Habits, n_per_task: int, seed: int, references: int
 ) -> list[Chat]:
     """Return ``n_per_task`` scripted chats per task, interleaved, on bootstrap-pool questions only.
 

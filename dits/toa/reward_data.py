@@ -1,15 +1,32 @@
-"""The reward model's training pairs: the K policies' sampled answers to sft-pool questions, by gold score."""
+"""The reward model's training pairs (the K policies' sampled answers to sft-pool questions, by gold
+score), and the toa_reward stage's unit: one task's reward model trained on them."""
 
 from __future__ import annotations
 
 from dits.backends.factory import backend
 from dits.config import Params
 from dits.errors import DitsError
-from dits.paths import toa_models
+from dits.paths import DATA, base_model, toa_models
 from dits.seeds import derive_seed
+from dits.storage.store import read_table
 from dits.tasks.base import Task
+from dits.tasks.registry import get_task
+from dits.tasks.table import pool
 from dits.toa.prompts import answer_chat, answer_of
+from dits.toa.reward_model import fit_reward
 from dits.toa.scope import sampling
+from dits.train.distributed import train
+from dits.train.fit import Fit
+
+SETTINGS = ("learning_rate", "epochs", "batch_size", "max_length", "held_out")
+
+
+def train_reward(params: Params, name: str, out: str) -> dict:
+    """Train task ``name``'s reward model into ``out`` (here or under ``train.launcher``); its report."""
+    pairs, counts = reward_pairs(params, get_task(name, params.seed, params.task))
+    settings = {f: getattr(params.toa.reward_model, f) for f in SETTINGS}
+    unit = Fit.of(params, fit_reward, base_model(params), pairs, settings, out, f"toa_reward {name}")
+    return {**counts, **train(params.train, unit)}
 
 
 def reward_pairs(params: Params, task: Task) -> tuple[list[dict], dict]:
@@ -19,7 +36,8 @@ def reward_pairs(params: Params, task: Task) -> tuple[list[dict], dict]:
     a question with different task scores make a pair, the better one chosen. Returns the pairs and
     counts for the stage's report.
     """
-    examples = task.examples("sft", 0, params.toa.reward_model.questions)
+    n = params.toa.reward_model.questions
+    examples = pool(read_table(DATA, "tasks"), task.name, "sft", n, "toa.reward_model.questions")
     chats = [answer_chat(ex, task.family) for ex in examples for _ in range(2)]
     answers: list[list[tuple[str, float]]] = [[] for _ in examples]
     for m, path in enumerate(toa_models(params)):

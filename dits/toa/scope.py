@@ -1,8 +1,8 @@
 """Which questions and models the TOA stages use, and when TOA has nothing to do.
 
-TOA reads its questions from the tasks themselves: the first ``toa.questions`` of each task's
-search pool are searched, the first ``task.test_examples`` of its test pool evaluate, and the
-reward model learns from the sft pool. Pools are disjoint by construction, so no test question
+TOA reads its questions from the tasks table: the first ``toa.questions`` of each task's search
+pool are searched, its test pool evaluates, and the reward model learns from the first
+``toa.reward_model.questions`` of the sft pool. Pools are disjoint by construction, so no test question
 is ever searched or rewarded.
 """
 
@@ -12,9 +12,11 @@ from pathlib import Path
 
 from dits.backends.base import Sampling
 from dits.config import Params
-from dits.paths import toa_models
-from dits.tasks.base import Example, Task
+from dits.paths import DATA, toa_models
+from dits.storage.store import read_table
+from dits.tasks.base import Example
 from dits.tasks.catalog import dataset_tasks
+from dits.tasks.table import pool
 
 
 def skipped(params: Params) -> str | None:
@@ -36,8 +38,9 @@ def skipped(params: Params) -> str | None:
     )
 
 
-def questions(params: Params, task: Task) -> list[Example]:
-    return task.examples("search", 0, params.toa.questions)
+def questions(params: Params, task: str) -> list[Example]:
+    """The first ``toa.questions`` of ``task``'s search pool, from the tasks table."""
+    return pool(read_table(DATA, "tasks"), task, "search", params.toa.questions, "toa.questions")
 
 
 def sampling(params: Params) -> Sampling:

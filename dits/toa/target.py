@@ -82,7 +82,7 @@ def train_targets(p: Params, work: Work, sft: pl.DataFrame, dpo: pl.DataFrame) -
     done = {}
     for name in p.task.names:
         task = get_task(name, p.seed, p.task)
-        examples = {ex.example_id: ex for ex in questions(p, task)}
+        examples = {ex.example_id: ex for ex in questions(p, task.name)}
         for method in p.toa.methods:
             rows = sft.filter((sft["method"] == method) & (sft["task"] == name))
             pairs = dpo.filter((dpo["method"] == method) & (dpo["task"] == name))

@@ -29,7 +29,7 @@ def reward_of(params: Params, task: Task, examples: Sequence[Example]):
 @functools.cache
 def _scorer(path: str, batch_size: int):
     """The reward model at ``path``, loaded once per process (every search unit of a task shares it)."""
-    from dits.toa.reward_model import RewardScorer
+    from dits.backends.reward import RewardScorer
 
     return RewardScorer.from_path(path, batch_size)
 
@@ -51,7 +51,7 @@ def search_units(p: Params, shard: tuple[int, int]) -> dict:
 
     ``toa.shards`` splits each task's questions into parts by key hash.
     """
-    pools = {t: questions(p, get_task(t, p.seed, p.task)) for t in p.task.names}
+    pools = {t: questions(p, t) for t in p.task.names}
     smallest = min(len(pool) for pool in pools.values())
     parts = parts_of(shard, p.toa.shards, smallest, "TOA questions", "toa.shards")
 

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
+from dits.backends.limits import length_limit
 from dits.backends.load import load_model
 from dits.config import DPOParams, Params, SFTParams
 from dits.errors import DitsError
 from dits.train.dpo import train_dpo
-from dits.train.limits import length_limit
 from dits.train.sft import train_sft
 from dits.train.world import size
 
