@@ -147,9 +147,18 @@ def cmd_sql(args: argparse.Namespace) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    from dits.show import show
+    from dits.show import Scope, show
 
-    show(args.metrics, args.data)
+    if args.all:
+        show(args.metrics, args.data)
+        return
+    from dits.config import load_params
+
+    params = load_params(args.params)
+    ks, names = frozenset(it.k for it in params.iterations), frozenset(params.task.names)
+    iterations = ", ".join(str(k) for k in sorted(ks))
+    print(f"run of {args.params}: tasks {', '.join(sorted(names))}; iterations {iterations}")
+    show(args.metrics, args.data, Scope(ks, names))
 
 
 def cmd_tree(args: argparse.Namespace) -> None:
@@ -312,12 +321,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser(
         "show",
-        help="print the test metrics of every iteration and model, and stage times",
-        epilog="example:\n  dits show",
+        help="print one run's test metrics per iteration and model, its search, cost and stage times",
+        epilog="examples:\n  dits show\n  dits show --params profiles/small.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("--metrics", default="metrics", help="metrics directory (default metrics)")
     show.add_argument("--data", default="data", help="tables directory (default data)")
+    show.add_argument("--params", default="params.yaml", help="the run to show: its iterations and tasks")
+    show.add_argument("--all", action="store_true", help="every result in the workspace, of any run")
     show.set_defaults(func=cmd_show)
 
     tree = sub.add_parser(

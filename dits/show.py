@@ -1,5 +1,9 @@
 """``dits show``: the metrics of every iteration and model, what synthesis cost, and stage times.
 
+It shows one run: the iterations and tasks of the params file. A workspace keeps the outputs of
+earlier runs that the current params no longer produce (the committed default's iterations 1 and 2
+after a one-iteration run of your own, say); those are named as not shown, never mixed in.
+
 Every field read from a metrics file is checked, so a file of another shape stops with one line
 naming the file and the field instead of a traceback.
 """
@@ -7,6 +11,7 @@ naming the file and the field instead of a traceback.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +19,23 @@ from dits.errors import DitsError
 
 if TYPE_CHECKING:
     import duckdb
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The run ``dits show`` shows: the iterations and task names of one params file (None: all)."""
+
+    iterations: frozenset[int] | None = None
+    tasks: frozenset[str] | None = None
+
+    def has(self, k: int | None = None, task: str | None = None) -> bool:
+        return (k is None or self.iterations is None or k in self.iterations) and (
+            task is None or self.tasks is None or task in self.tasks
+        )
+
+    def stage(self, name: str) -> bool:
+        """Whether a stage instance (``sample@1``, ``toa_search``) belongs to this run."""
+        return "@" not in name or self.has(int(name.rsplit("@", 1)[1]))
 
 
 def print_table(columns, rows, title: str | None = None) -> None:
@@ -28,18 +50,21 @@ def print_table(columns, rows, title: str | None = None) -> None:
     Console(width=200).print(table)
 
 
-def show(metrics_dir: str, data: str) -> None:
-    """Print the test metrics of every iteration and model, the search counts, the cost and stage times."""
-    metrics = sorted((_iteration(p), p) for p in Path(metrics_dir).glob("iter=*.json"))
+def show(metrics_dir: str, data: str, scope: Scope = Scope()) -> None:
+    """Print the run's test metrics per iteration and model, search counts, cost and stage times."""
+    found = sorted((_iteration(p), p) for p in Path(metrics_dir).glob("iter=*.json"))
+    metrics = [(k, path) for k, path in found if scope.has(k)]
     if not metrics:
-        if _print_toa(Path(metrics_dir)):  # only the TOA stages have run
+        if _print_toa(Path(metrics_dir), scope):  # only the TOA stages have run
             return
-        raise DitsError(f"{metrics_dir}: no metrics yet (run `dvc repro`)")
+        raise DitsError(f"{metrics_dir}: no metrics yet for this run (run `dvc repro`)")
+    rows = [(k, *row) for k, path in metrics for row in _eval_rows(path)]
     print_table(
         ["iter", "task", "model", "score ± se", "n", "tokens/dialogue", "chance", "gain vs base (paired)"],
-        [(k, *row) for k, path in metrics for row in _eval_rows(path)],
+        [row for row in rows if scope.has(task=row[1])],
         title="test metrics",
     )
+    _print_hidden([str(path) for k, path in found if not scope.has(k)], rows, scope)
     import duckdb
 
     from dits.storage.store import connect
@@ -49,16 +74,43 @@ def show(metrics_dir: str, data: str) -> None:
     if not views:
         raise no_tables(data)
     try:
+        _narrow(con, views, scope)
         _print_search_counts(con, views)
         _print_cost(con, views, metrics_dir)
     except duckdb.Error as exc:
         raise DitsError(f"{data}: a table of another shape: {str(exc).splitlines()[0]}") from None
-    _print_writers(Path(data))
-    _print_toa(Path(metrics_dir))
-    times = sorted(Path(metrics_dir, "stages").glob("*.json"))
+    _print_writers(Path(data), scope)
+    _print_toa(Path(metrics_dir), scope)
+    times = [p for p in sorted(Path(metrics_dir, "stages").glob("*.json")) if scope.stage(p.stem)]
     if times:
         stage_rows = [(p.stem, f"{_stage_seconds(p):.1f}") for p in times]
         print_table(["stage", "seconds"], stage_rows, title="stage times (last run)")
+
+
+def _print_hidden(files: list[str], rows: list[tuple], scope: Scope) -> None:
+    """Say which results in the workspace belong to another run and are not shown."""
+    tasks = sorted({row[1] for row in rows if not scope.has(task=row[1])})
+    if files or tasks:
+        what = [*files, *(f"task {t}" for t in tasks)]
+        print(f"not shown, not of this run's params (an earlier run's outputs): {', '.join(what)}")
+
+
+def _narrow(con: duckdb.DuckDBPyConnection, views: set[str], scope: Scope) -> None:
+    """Replace each table view by its rows of this run's iterations and tasks."""
+    for view in sorted(views):
+        columns = {row[0] for row in con.sql(f'DESCRIBE "{view}"').fetchall()}
+        where = []
+        if scope.iterations is not None and "iter" in columns:
+            where.append(f"iter IN ({', '.join(str(k) for k in sorted(scope.iterations))})")
+        if scope.tasks is not None and "task" in columns:
+            where.append(f"task IN ({', '.join(_sql_text(t) for t in sorted(scope.tasks))})")
+        if where:
+            con.execute(f'ALTER VIEW "{view}" RENAME TO "all_{view}"')
+            con.execute(f'CREATE VIEW "{view}" AS SELECT * FROM "all_{view}" WHERE {" AND ".join(where)}')
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 EVAL_FIELDS = ("score", "score_se", "n", "tokens", "chance")
@@ -139,7 +191,7 @@ def no_tables(data: str, detail: str = "") -> DitsError:
     return DitsError(f"{data}: no tables yet; run `dvc repro` (or `dvc pull` from a DVC remote){detail}")
 
 
-def _print_toa(metrics: Path) -> bool:
+def _print_toa(metrics: Path, scope: Scope) -> bool:
     """Print TOA's results, if its stages ran: each model's test score, then the budget curves."""
     path = metrics / "toa" / "eval.json"
     if path.exists():
@@ -149,6 +201,8 @@ def _print_toa(metrics: Path) -> bool:
             return True
         rows = []
         for task, models in results.items():
+            if not scope.has(task=task):
+                continue
             for model, entry in _object(models, path, task).items():
                 entry = _object(entry, path, f"{task}.{model}")
                 score = _number(entry, "score", path, f"{task}.{model}.")
@@ -170,16 +224,18 @@ def _print_toa(metrics: Path) -> bool:
         table = pl.read_csv(curves).select(
             "task", "method", "n", "generations", "tokens", "best_reward", "best_score", "best_score_se"
         )
+        if scope.tasks is not None:
+            table = table.filter(pl.col("task").is_in(sorted(scope.tasks)))
         print_table(table.columns, table.rows(), title="TOA: budget curves (per question)")
     return path.exists() or curves.exists()
 
 
-def _print_writers(data: Path) -> None:
+def _print_writers(data: Path, scope: Scope) -> None:
     """Which inference backend wrote each table's iterations (the parts' ``dits.backend`` metadata)."""
     from dits.storage.store import writer
 
     rows = []
-    for folder in sorted(p for p in data.glob("*/iter=*") if p.is_dir()):
+    for folder in sorted(p for p in data.glob("*/iter=*") if p.is_dir() and scope.has(_iteration(p))):
         backends = sorted({writer(part).get("backend", "") for part in folder.glob("part-*.parquet")})
         if backends and backends != [""]:
             rows.append((folder.parent.name, _iteration(folder), ", ".join(b or "?" for b in backends)))

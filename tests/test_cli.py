@@ -207,7 +207,7 @@ def test_run_rejects_a_bad_shard(shard, capsys):
 
 
 def test_show_without_metrics_returns_1(tmp_path, capsys):
-    assert main(["show", "--metrics", str(tmp_path / "metrics")]) == 1
+    assert main(["show", "--all", "--metrics", str(tmp_path / "metrics")]) == 1
     assert "no metrics yet" in assert_one_error_line(capsys.readouterr().err)
 
 
@@ -250,7 +250,7 @@ def show(tmp_path, metrics: dict[str, str], tables: bool = True) -> int:
         (tmp_path / "metrics" / name).write_text(text)
     if tables:
         write_part(part_path(tmp_path / "data", "selected", 0), "selected", selected_frame())
-    return main(["show", "--metrics", str(tmp_path / "metrics"), "--data", str(tmp_path / "data")])
+    return main(["show", "--all", "--metrics", str(tmp_path / "metrics"), "--data", str(tmp_path / "data")])
 
 
 def test_show_prints_score_and_paired_gain_of_each_model(tmp_path, capsys):
@@ -367,7 +367,36 @@ def test_show_prints_toa_results_when_only_the_toa_stages_ran(tmp_path, capsys):
         "method,task,n,questions,generations,tokens,best_reward,best_score,best_score_se,oracle_score,models\n"
         "toa,synthetic-debate,2,64,6.0,480.5,1.2,0.7,0.05,0.8,3\n"
     )
-    assert main(["show", "--metrics", str(tmp_path / "metrics"), "--data", str(tmp_path / "data")]) == 0
+    assert (
+        main(["show", "--all", "--metrics", str(tmp_path / "metrics"), "--data", str(tmp_path / "data")]) == 0
+    )
     out = capsys.readouterr().out
     assert "│ synthetic-debate │ random-dpo │ 0.500 ± 0.050 │ 100 │ -0.100 ± 0.040" in out
     assert "│ synthetic-debate │ toa    │ 2 │ 6           │ 480.5" in out
+
+
+def test_show_shows_the_run_of_its_params_and_names_what_it_leaves_out(tmp_path, capsys):
+    """After a one-iteration run, the committed default's iterations 1 and 2 are not mixed in."""
+    other = json.loads(json.dumps(EVAL_METRICS))
+    other["eval"]["synthetic-exchange"] = other["eval"]["synthetic-debate"]
+    (tmp_path / "metrics" / "stages").mkdir(parents=True)
+    for name in ("sample@0", "sample@1", "prepare"):
+        (tmp_path / "metrics" / "stages" / f"{name}.json").write_text('{"seconds": 1.5}')
+    params = tmp_path / "params.yaml"
+    params.write_text("iterations: [{k: 0, policy: models/base}]\ntask: {names: [synthetic-debate]}\n")
+    metrics = {"iter=0.json": json.dumps(other), "iter=1.json": json.dumps(EVAL_METRICS)}
+    write_part(part_path(tmp_path / "data", "selected", 1), "selected", selected_frame())
+    assert show(tmp_path, metrics, tables=True) == 0  # --all: everything in the workspace
+    out = capsys.readouterr().out
+    assert "│ 1    │ synthetic-debate" in out and "synthetic-exchange" in out
+    args = ["show", "--metrics", str(tmp_path / "metrics"), "--data", str(tmp_path / "data")]
+    assert main([*args, "--params", str(params)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"run of {params}: tasks synthetic-debate; iterations 0\n")
+    assert "│ 0    │ synthetic-debate │ base" in out
+    assert "│ 1    │" not in out and "│ selected │ 1" not in out and "sample@1" not in out
+    assert "│ sample@0 │ 1.5" in out and "│ prepare  │ 1.5" in out
+    hidden = (
+        f"not shown, not of this run's params (an earlier run's outputs): {tmp_path / 'metrics'}/iter=1.json"
+    )
+    assert f"{hidden}, task synthetic-exchange\n" in out

@@ -10,8 +10,8 @@ from dits.config import Params, TaskParams
 from dits.errors import DitsError
 from dits.storage.schemas import conform
 from dits.tasks.catalog import LAYOUTS, Layout
-from dits.tasks.prepare import tasks_frame
 from dits.tasks.pools import source
+from dits.tasks.prepare import tasks_frame
 from dits.tasks.table import examples_from_frame
 
 
