@@ -54,9 +54,7 @@ def main() -> None:
     )
     report["base_greedy"] = policy_scores([base_model(params)], tasks, settings, seed=params.seed)
     report["refine_greedy"] = refine_scores(dirs, tasks, settings, sampling=GREEDY, seed=params.seed)
-    report["refine_sampled"] = refine_scores(
-        dirs, tasks, settings, sampling=sampled, seed=params.seed
-    )
+    report["refine_sampled"] = refine_scores(dirs, tasks, settings, sampling=sampled, seed=params.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))

@@ -387,6 +387,11 @@ class TrainLaunchParams:
     accelerate_config: str = param(
         "", "accelerate config file (DDP, FSDP or DeepSpeed ZeRO-3: examples in configs/accelerate/)"
     )
+    min_steps: int = param(
+        1,
+        "a fit with fewer optimizer steps stops (one with a learning rate of 0 at every step always does)",
+        min=1,
+    )
 
 
 @dataclass(frozen=True)

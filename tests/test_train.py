@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 import torch
 
 from dits.backends.hf import HFBackend
 from dits.config import BootstrapParams, DPOParams, SFTParams
 from dits.embedded.bootstrap import build_model, make_tokenizer, scripted_chats
 from dits.embedded.scripts import Noise
+from dits.errors import DitsError
 from dits.tasks.registry import get_task
 from dits.train.dpo import pair_rows, train_dpo
 from dits.train.sft import train_sft
@@ -67,3 +69,43 @@ def test_dpo_raises_the_chosen_message_over_the_rejected():
     dpo = DPOParams(beta=0.1, learning_rate=1e-2, epochs=3.0, batch_size=4, max_length=256)
     train_dpo(model, tokenizer, pair_rows(pairs), dpo, seed=0)
     assert margin() > before
+
+
+def _weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_sft_whose_one_step_is_warm_up_stops_before_training_and_leaves_the_model():
+    """5 rows at batch 8, one epoch: one optimizer step, at warm-up's learning rate of 0."""
+    model, tokenizer, chats = tiny()
+    start = _weights(model)
+    sft = SFTParams(learning_rate=3e-3, epochs=1.0, batch_size=8, max_length=256)
+    with pytest.raises(DitsError) as info:
+        train_sft(
+            model, tokenizer, chats[:5], sft, seed=0, warmup_ratio=0.1, label="sft@0 synthetic-exchange"
+        )
+    assert str(info.value) == (
+        "sft@0 synthetic-exchange: 5 rows at batch size 8 give 1 optimizer step(s), 1 of them warm-up: "
+        "the learning rate is 0 at every step, so the model would not move; add rows, lower the batch "
+        "size or raise the epochs"
+    )
+    assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+
+
+def test_fit_with_fewer_steps_than_train_min_steps_stops_with_one_line():
+    model, tokenizer, chats = tiny()
+    pairs = pl.DataFrame({"prompt": [chats[0][:1]] * 4, "chosen": ["a"] * 4, "rejected": ["b"] * 4})
+    dpo = DPOParams(beta=0.1, learning_rate=1e-3, epochs=1.0, batch_size=2, max_length=256)
+    with pytest.raises(
+        DitsError, match=r"^dpo@0 t: 4 rows at batch size 2 give 2 optimizer step\(s\), 1 of "
+    ):
+        train_dpo(model, tokenizer, pair_rows(pairs), dpo, seed=0, label="dpo@0 t", min_steps=3)
+
+
+def test_two_steps_with_one_of_warm_up_train():
+    """The second step is past warm-up: the guard lets it run and the weights move."""
+    model, tokenizer, chats = tiny()
+    start = _weights(model)
+    sft = SFTParams(learning_rate=3e-3, epochs=2.0, batch_size=8, max_length=256)
+    train_sft(model, tokenizer, chats[:5], sft, seed=0, warmup_ratio=0.1)
+    assert any(not torch.equal(v, start[k]) for k, v in model.state_dict().items())

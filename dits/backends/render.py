@@ -115,3 +115,45 @@ def turn_ids(
         tokenizer(contexts, add_special_tokens=False)["input_ids"],
         tokenizer(scored, add_special_tokens=False)["input_ids"],
     )
+
+
+def assistant_tokens(tokenizer, chat: Chat) -> tuple[list[int], list[int]]:
+    """Return the chat's token ids and a mask: 1 on the tokens of the assistant's own messages.
+
+    Found from rendered prefixes, so it holds for any chat template, with or without
+    ``{% generation %}`` markers (Llama-3's has none): assistant message i is the text between the
+    chat before it rendered for the assistant's next turn and the chat through it, as TRL locates a
+    completion after its prompt. Its tokens are the message and the special token that ends the
+    turn; what a template writes after that (ChatML's newline) is not the assistant's, since a
+    generation stops at the end token. Every place that needs an agent's own tokens (SFT rows,
+    grad_similarity, replay) takes them here. A chat with an assistant message that yields no
+    token, or a template whose renders are not prefixes of each other, is an error, not a zero.
+    """
+    text = tokenizer.apply_chat_template(chat, tokenize=False)
+    spans = []
+    for i, message in enumerate(chat):
+        if message["role"] != "assistant":
+            continue
+        before = tokenizer.apply_chat_template(chat[:i], tokenize=False, add_generation_prompt=True)
+        through = tokenizer.apply_chat_template(chat[: i + 1], tokenize=False)
+        if not (through.startswith(before) and text.startswith(through)):
+            raise DitsError(
+                "chat template: rendering the chat message by message does not give prefixes of the whole "
+                f"(assistant message {i}); its assistant tokens cannot be located"
+            )
+        spans.append((len(before), len(through)))
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    special = {i for i, token in tokenizer.added_tokens_decoder.items() if token.special}
+    mask = [0] * len(ids)
+    for first, end in spans:
+        inside = [t for t, (start, _) in enumerate(offsets) if first <= start < end]
+        ends = [t for t in inside if ids[t] in special]
+        inside = [t for t in inside if not ends or t <= ends[-1]]
+        if not inside:
+            raise DitsError(
+                f"chat template: an assistant message renders to no token: {text[first:end][:40]!r}"
+            )
+        for t in inside:
+            mask[t] = 1
+    return ids, mask

@@ -83,5 +83,7 @@ def bootstrap_model(params: Params):
     tokenizer = make_tokenizer(chats, b)
     model = build_model(tokenizer, b)
     sft = SFTParams(learning_rate=b.learning_rate, epochs=1.0, batch_size=b.batch_size, max_length=256)
-    train_sft(model, tokenizer, chats, sft, seed=b.seed, warmup_ratio=0.03, max_steps=b.steps)
+    train_sft(
+        model, tokenizer, chats, sft, seed=b.seed, warmup_ratio=0.03, max_steps=b.steps, label="bootstrap"
+    )
     return model.eval(), tokenizer

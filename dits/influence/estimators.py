@@ -23,7 +23,9 @@ import numpy as np
 import torch
 
 from dits.backends.base import Backend, Chat, Sampling
+from dits.backends.render import assistant_tokens
 from dits.dialogue import AGENTS, Dialogue, play
+from dits.errors import DitsError
 from dits.influence.replay import first_divergence, resume
 from dits.seeds import derive_seed
 from dits.tasks.base import Example, Task
@@ -155,33 +157,30 @@ def sft_loss(
 ) -> float:
     """Return the mean SFT loss on each chat's assistant tokens; with ``backward`` also accumulate grads.
 
-    The chat template marks assistant turns (``{% generation %}``), as TRL's ``assistant_only_loss``
-    uses it, so this is the SFT objective on the agents' own messages. Chats go through the model
+    The assistant tokens are ``dits.backends.render.assistant_tokens``'s, the SFT rows' own, so this is
+    the SFT objective on the agents' own messages under any chat template. Chats go through the model
     as many at a time as one warm-up step has rows (2 · ``influence.warmup_batch``: a chosen and
     a rejected sequence per pair), a backward pass of the size the stage already takes. The batch
     moves the summed gradient by float rounding, so it follows a param, not a caller's default.
     """
     batch_size = 2 * influence.warmup_batch
-    encoded = [
-        tokenizer.apply_chat_template(
-            chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-        )
-        for chat in chats
-    ]
-    total = max(sum(sum(e["assistant_masks"]) for e in encoded), 1)
+    encoded = [assistant_tokens(tokenizer, chat) for chat in chats]  # (ids, mask) per chat
+    total = sum(sum(mask) for _, mask in encoded)
+    if total == 0:
+        raise DitsError(f"sft_loss: none of the {len(chats)} chats has an assistant token; nothing to score")
     device = next(model.parameters()).device
     value = 0.0
     for start in range(0, len(encoded), batch_size):
         batch = encoded[start : start + batch_size]
-        width = max(len(e["input_ids"]) for e in batch)
+        width = max(len(row) for row, _ in batch)
         ids = torch.full((len(batch), width), tokenizer.pad_token_id, device=device)
         mask = torch.zeros_like(ids)
         labels = torch.full_like(ids, -100)
-        for i, e in enumerate(batch):
-            n = len(e["input_ids"])
-            ids[i, :n] = torch.tensor(e["input_ids"], device=device)
+        for i, (row, own) in enumerate(batch):
+            n = len(row)
+            ids[i, :n] = torch.tensor(row, device=device)
             mask[i, :n] = 1
-            keep = torch.tensor(e["assistant_masks"], device=device).bool()
+            keep = torch.tensor(own, device=device).bool()
             labels[i, :n] = torch.where(keep, ids[i, :n], -100)
         with torch.set_grad_enabled(backward):
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dits.backends.base import Backend, Forced
+from dits.backends.render import assistant_tokens
 from dits.dialogue import AGENTS, Dialogue
 
 
@@ -42,10 +43,7 @@ def _rows(backend: Backend, dialogues: Sequence[Dialogue]) -> tuple[list[list[_R
             own = [i for i, m in enumerate(dialogue.messages) if m["agent"] == agent]
             if not own:
                 continue
-            encoded = tokenizer.apply_chat_template(
-                dialogue.view(agent), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-            )
-            ids, mask = encoded["input_ids"], encoded["assistant_masks"]
+            ids, mask = assistant_tokens(tokenizer, dialogue.view(agent))
             starts = [t for t in range(len(mask)) if mask[t] and (t == 0 or not mask[t - 1])]
             ends = [t + 1 for t in range(len(mask)) if mask[t] and (t + 1 == len(mask) or not mask[t + 1])]
             if len(starts) != len(own) or (starts and starts[0] == 0):

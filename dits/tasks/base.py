@@ -33,8 +33,11 @@ class Example:
 class Task(Protocol):
     """How a task's answers are scored; its questions come from the tasks table (``dits.tasks.pools``)."""
 
-    name: str
-    family: Family
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def family(self) -> Family: ...
 
     def score(self, prediction: str, example: Example) -> float:
         """Return the task score of ``prediction`` in [0, 1]."""

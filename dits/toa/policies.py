@@ -59,6 +59,7 @@ def train_policies(params: Params, base: str, out: Path) -> dict:
             max_steps=p.steps,
             logging_steps=min(25, p.steps),
             log=log,
+            label=f"toa_policies policy={i}",
         )
         save_model(model, tokenizer, out / f"policy={i}")
         report.append(

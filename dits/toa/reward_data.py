@@ -3,6 +3,8 @@ score), and the toa_reward stage's unit: one task's reward model trained on them
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dits.backends.factory import backend
 from dits.config import Params
 from dits.errors import DitsError
@@ -21,7 +23,7 @@ from dits.train.fit import Fit
 SETTINGS = ("learning_rate", "epochs", "batch_size", "max_length", "held_out")
 
 
-def train_reward(params: Params, name: str, out: str) -> dict:
+def train_reward(params: Params, name: str, out: Path) -> dict:
     """Train task ``name``'s reward model into ``out`` (here or under ``train.launcher``); its report."""
     pairs, counts = reward_pairs(params, get_task(name, params.seed, params.task))
     settings = {f: getattr(params.toa.reward_model, f) for f in SETTINGS}

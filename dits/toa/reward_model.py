@@ -24,6 +24,7 @@ from dits.backends.reward import RewardScorer
 from dits.errors import DitsError
 from dits.progress import log
 from dits.seeds import content_id
+from dits.train.guard import MovesGuard
 from dits.train.world import per_device, save_trained
 
 FIELDS = {"prompt": list, "chosen": str, "rejected": str}
@@ -86,6 +87,8 @@ def train_reward_model(
     max_length: int,
     held_out: float,
     seed: int,
+    label: str = "reward model",
+    min_steps: int = 1,
 ) -> dict:
     """Train a reward model from ``base`` on the pairs outside the held-out split; save it to ``out``.
 
@@ -148,6 +151,7 @@ def train_reward_model(
             args=args,
             train_dataset=Dataset.from_list(reward_rows(train)),
             processing_class=tokenizer,
+            callbacks=[MovesGuard(label, len(train), batch_size, min_steps)],
         )
         trainer.train()
         loss = [round(r["loss"], 4) for r in trainer.state.log_history if "loss" in r]
@@ -178,4 +182,12 @@ def _responses(pairs: Sequence[dict]) -> list[str]:
 
 def fit_reward(fit) -> dict:
     """The ``Fit`` trainer of TOA's reward model (``train_reward_model`` on ``fit.rows``, the pairs)."""
-    return train_reward_model(fit.model, fit.rows, Path(fit.out), seed=fit.seed, **fit.settings)
+    return train_reward_model(
+        fit.model,
+        fit.rows,
+        Path(fit.out),
+        seed=fit.seed,
+        label=fit.label,
+        min_steps=fit.min_steps,
+        **fit.settings,
+    )

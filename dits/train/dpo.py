@@ -9,12 +9,14 @@ the copy is passed explicitly.
 from __future__ import annotations
 
 import copy
+import math
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
+from dits.train.guard import MovesGuard
 from dits.train.world import per_device, save_trained
 
 if TYPE_CHECKING:
@@ -41,12 +43,16 @@ def train_dpo(
     seed: int,
     log: list[dict] | None = None,
     out: Path | None = None,
+    label: str = "dpo",
+    min_steps: int = 1,
 ):
     """Train ``model`` in place with DPO on ``rows`` and return it in eval mode; save it to ``out`` if given.
 
     ``dpo`` is the params section (β, learning rate, epochs, batch size, token limit); ``seed``
     seeds the trainer and its data order, the same in every process of a multi-process run, where
     each takes its share of ``dpo.batch_size`` pairs per step and only ``out`` saves the model whole.
+    A run that cannot move the model stops first (``MovesGuard``; ``label`` names it). The loss is
+    logged about five times a run, every step of a short one.
     """
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
@@ -66,7 +72,7 @@ def train_dpo(
             gradient_checkpointing=False,
             save_strategy="no",
             report_to=[],
-            logging_steps=5,
+            logging_steps=max(1, math.ceil(math.ceil(len(rows) / dpo.batch_size) * dpo.epochs) // 5),
             disable_tqdm=True,
             seed=seed,
             data_seed=seed,
@@ -78,6 +84,7 @@ def train_dpo(
             args=args,
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
+            callbacks=[MovesGuard(label, len(rows), dpo.batch_size, min_steps)],
         )
         trainer.train()
         if log is not None:

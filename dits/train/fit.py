@@ -45,6 +45,7 @@ class Fit:
     label: str  # the unit, for errors: "sft@0 synthetic-exchange"
     seed: int
     threads: int  # CPU threads per process (backend.threads)
+    min_steps: int = 1  # fewer optimizer steps stop the fit (train.min_steps)
 
     @classmethod
     def of(
@@ -59,7 +60,17 @@ class Fit:
     ) -> Fit:
         """Return a stage unit's fit, with the params every fit shares (seed, CPU threads)."""
         path = trainer_path(trainer)
-        return cls(path, str(model), rows, settings, str(out), label, params.seed, params.backend.threads)
+        return cls(
+            path,
+            str(model),
+            rows,
+            settings,
+            str(out),
+            label,
+            params.seed,
+            params.backend.threads,
+            params.train.min_steps,
+        )
 
 
 def trainer_path(trainer: Callable[[Fit], dict]) -> str:
@@ -95,6 +106,8 @@ def fit_sft(fit: Fit) -> dict:
         logging_steps=max(1, steps // 5),  # a few points of the loss curve, as the reward model's
         log=losses,
         out=Path(fit.out),
+        label=fit.label,
+        min_steps=fit.min_steps,
     )
     return {"loss": losses}
 
@@ -105,7 +118,17 @@ def fit_dpo(fit: Fit) -> dict:
     losses: list[dict] = []
     dpo = DPOParams(**fit.settings)
     dpo = dataclasses.replace(dpo, max_length=length_limit(dpo.max_length, model, tokenizer))
-    train_dpo(model, tokenizer, fit.rows, dpo, fit.seed, losses, out=Path(fit.out))
+    train_dpo(
+        model,
+        tokenizer,
+        fit.rows,
+        dpo,
+        fit.seed,
+        losses,
+        out=Path(fit.out),
+        label=fit.label,
+        min_steps=fit.min_steps,
+    )
     return {"loss": losses}
 
 

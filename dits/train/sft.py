@@ -1,7 +1,10 @@
 """SFT with TRL's SFTTrainer, loss only on the acting agent's own turns (as the authors' SFT collator).
 
 Each training row is one agent's view of a dialogue: its messages are ``assistant`` turns and its
-partner's are ``user`` turns, so ``assistant_only_loss`` is the paper's per-agent masking.
+partner's are ``user`` turns. The rows go to TRL tokenized, with the ``assistant_masks`` of
+``dits.backends.render.assistant_tokens``, which TRL turns into labels: the paper's per-agent
+masking under any chat template, the same tokens grad_similarity and replay score. (TRL's own
+``assistant_only_loss`` needs ``{% generation %}`` markers, which Llama-3's template lacks.)
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from dits.backends.base import Chat
+from dits.backends.render import assistant_tokens
+from dits.train.guard import MovesGuard
 from dits.train.world import per_device, save_trained
 
 if TYPE_CHECKING:
@@ -32,6 +37,8 @@ def train_sft(
     log: list[dict] | None = None,
     callbacks=(),
     out: Path | None = None,
+    label: str = "sft",
+    min_steps: int = 1,
 ):
     """Train ``model`` in place on ``chats`` and return it in eval mode; save it to ``out`` if given.
 
@@ -40,7 +47,9 @@ def train_sft(
     before the epochs are done, as the bootstrap's step count does. ``log`` receives the
     trainer's loss records, for the stage's metrics. In several processes (``dits.train.world``)
     each takes its share of ``sft.batch_size`` rows per step, and the model must be saved through
-    ``out``: only the trainer can gather a sharded model.
+    ``out``: only the trainer can gather a sharded model. A run that cannot move the model (fewer
+    than ``min_steps`` steps, or a learning rate of 0 at every step) stops first (``MovesGuard``);
+    ``label`` names it in that line.
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -55,7 +64,7 @@ def train_sft(
             max_length=sft.max_length,
             warmup_steps=warmup_ratio,  # a float < 1 is a ratio in transformers 5
             lr_scheduler_type="cosine",
-            assistant_only_loss=True,
+            assistant_only_loss=False,  # the rows carry their assistant_masks
             use_cpu=not torch.cuda.is_available(),
             bf16=False,
             gradient_checkpointing=False,
@@ -70,9 +79,9 @@ def train_sft(
         trainer = SFTTrainer(
             model=model,
             args=args,
-            train_dataset=Dataset.from_list([{"messages": c} for c in chats]),
+            train_dataset=Dataset.from_list([_row(tokenizer, c) for c in chats]),
             processing_class=tokenizer,
-            callbacks=list(callbacks),
+            callbacks=[MovesGuard(label, len(chats), sft.batch_size, min_steps), *callbacks],
         )
         trainer.train()
         if log is not None:
@@ -80,3 +89,8 @@ def train_sft(
         if out is not None:
             save_trained(trainer, out)
     return model.eval()
+
+
+def _row(tokenizer, chat: Chat) -> dict[str, list[int]]:
+    ids, mask = assistant_tokens(tokenizer, chat)
+    return {"input_ids": ids, "assistant_masks": mask}
