@@ -264,6 +264,18 @@ def cmd_data(args: argparse.Namespace) -> None:
 
     for line in check(args.task, args.path, args.format == "json", args.records):
         print(line)
+    if args.format == "text":
+        from dits.config import Params, load_params
+        from dits.datacheck import pool_lines
+
+        params, source = (
+            (load_params(args.params), args.params)
+            if Path(args.params).exists()
+            else (Params(), "the defaults")
+        )
+        print()
+        for line in pool_lines(args.task, args.path, params, source):
+            print(line)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -455,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data_check.add_argument("task", metavar="TASK", help="a dataset task: hotpotqa, 2wikimultihopqa, … math")
     data_check.add_argument("path", metavar="PATH", help="the dataset directory")
+    data_check.add_argument(
+        "--params", default="params.yaml", help="whose pool sizes and slices to check (default params.yaml)"
+    )
     data_check.add_argument(
         "--format",
         choices=("text", "json"),

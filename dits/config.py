@@ -47,6 +47,17 @@ class Iteration:
 
 
 @dataclass(frozen=True)
+class SliceParams:
+    """Which split and rows feed a dataset task's pools; an unset key keeps the paper's slice."""
+
+    train_split: str = param("", "split the sft and search pools walk through ('' = the paper's)")
+    val_split: str = param("", "split of the val pool ('' = the paper's)")
+    val_start: int = param(-1, "first row of the val pool in val_split (-1 = the paper's)", min=-1)
+    test_split: str = param("", "split of the test pool ('' = the paper's)")
+    test_start: int = param(-1, "first row of the test pool in test_split (-1 = the paper's: 0)", min=-1)
+
+
+@dataclass(frozen=True)
 class TaskParams:
     names: list[str] = param(["synthetic-exchange", "synthetic-debate"], "tasks to run, one model each")
     sft_examples: int = param(320, "questions per iteration in the SFT sampling pool", paper="10000", min=1)
@@ -55,6 +66,10 @@ class TaskParams:
     test_examples: int = param(200, "fixed test questions (≥ 200 gives a standard error ≈ 0.03)", min=1)
     paths: dict[str, str] = param(
         {}, "dataset directory of each dataset task in names (e.g. hotpotqa: /data/hotpotqa)"
+    )
+    slices: dict[str, SliceParams] = param(
+        {},
+        "per dataset task, the splits and first rows of its pools (hotpotqa: {val_start: 0}); unset: paper's",
     )
 
 
@@ -497,11 +512,11 @@ def load_params(path: str | Path = "params.yaml") -> Params:
             raise DitsError(
                 f"{path}: task.names: task.paths.{name}: missing; expected the {name} dataset directory"
             )
-    for name in params.task.paths:
-        if name not in dataset_tasks():
-            raise DitsError(
-                f"{path}: task.paths.{name}: not a dataset task; expected one of {', '.join(dataset_tasks())}"
-            )
+    for section in ("paths", "slices"):
+        for name in getattr(params.task, section):
+            if name not in dataset_tasks():
+                known = ", ".join(dataset_tasks())
+                raise DitsError(f"{path}: task.{section}.{name}: not a dataset task; expected one of {known}")
     known = ("finite_difference", "grad_similarity")
     for name in params.influence.estimators:
         if name not in known:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 
+from dits.config import Params
 from dits.dialogue import AGENTS, system_prompt
 from dits.errors import DitsError
 from dits.tasks.catalog import LAYOUTS
-from dits.tasks.loaders.dispatch import load
-from dits.tasks.pools import to_example
+from dits.tasks.loaders.dispatch import load, splits
+from dits.tasks.pools import DatasetPools, to_example
 
 
 def check(task: str, path: str, as_json: bool = False, shown: int = 2, seed: int = 0) -> Iterator[str]:
@@ -47,3 +49,29 @@ def check(task: str, path: str, as_json: bool = False, shown: int = 2, seed: int
         for agent in AGENTS:
             yield f"-- {agent}'s system prompt:"
             yield system_prompt(family, agent, example)
+
+
+def pool_lines(task: str, path: str, params: Params, source: str) -> Iterator[str]:
+    """Return, per pool, how many records ``params`` take from the dataset at ``path``, and from where.
+
+    The slices are ``DatasetPools``' own (the paper's, or ``task.slices``), so what is printed is what
+    ``prepare`` will read; a dataset too small for them ends with ``prepare``'s one-line refusal.
+    """
+    iterations = max(it.k for it in params.iterations) + 1
+    sizes = dataclasses.replace(params.task, paths={**params.task.paths, task: path})
+    pools = DatasetPools(task, params.seed, path, sizes)
+    counts = splits(task, path)
+    yield f"pools under {source} ({iterations} iteration{'s' if iterations > 1 else ''}):"
+    for pool, n in (
+        ("sft", sizes.sft_examples * iterations),
+        ("search", sizes.search_examples * iterations),
+        ("val", sizes.val_examples),
+        ("test", sizes.test_examples),
+    ):
+        split, rows = pools._rows(pool, 0, n)
+        fits = "" if max(rows) < counts.get(split, 0) else f"  <- {split} has {counts.get(split, 0)} records"
+        yield f"  {pool:<6} {n:>6} records of {split}, rows {min(rows)}-{max(rows)}{fits}"
+    try:
+        pools.check(iterations)
+    except DitsError as exc:
+        yield f"prepare would stop: {exc}"

@@ -69,3 +69,24 @@ def test_data_check_into_a_pipe_closed_early_ends_without_a_traceback(tmp_path):
     assert json.loads(first)["split"] == "train"
     assert dits.wait(timeout=120) == 0
     assert b"Traceback" not in dits.stderr.read()
+
+
+def test_data_check_prints_what_each_pool_takes_and_where_under_the_params(tmp_path, capsys):
+    problems = [{"question": f"Ann has {i} pens. How many?", "answer": f"#### {i}"} for i in range(30)]
+    root = gsm8k_files(tmp_path, problems)
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "iterations: [{k: 0, policy: models/base}]\n"
+        "task: {names: [gsm8k], paths: {gsm8k: x}, sft_examples: 8, search_examples: 2, val_examples: 4, "
+        "test_examples: 3, slices: {gsm8k: {val_start: 0}}}\n"
+    )
+    assert main(["data", "check", "gsm8k", str(root), "--records", "0", "--params", str(params)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-6:] == [
+        f"pools under {params} (1 iteration):",
+        "  sft         8 records of train, rows 4-11",
+        "  search      2 records of train, rows 12-13",
+        "  val         4 records of train, rows 0-3",
+        "  test        3 records of test, rows 0-2  <- test has 0 records",
+        f"prepare would stop: {root}: gsm8k has no split 'test'; found train",
+    ]

@@ -31,16 +31,16 @@ def test_prepare_on_a_dataset_task_gives_source_ids_and_disjoint_pools(tmp_path,
     frame = tasks_frame(params, 0)
     conform("tasks", frame)
     rows = frame.filter(pl.col("task") == "gsm8k").select("pool", "source_id").rows()
-    assert rows == [
-        ("sft", "train.jsonl#0"),
+    assert rows == [  # test and val read train too: sft and search walk past their rows
         ("sft", "train.jsonl#1"),
-        ("search", "train.jsonl#2"),
+        ("sft", "train.jsonl#2"),
+        ("search", "train.jsonl#5"),
         ("val", "train.jsonl#3"),
         ("val", "train.jsonl#4"),
         ("test", "train.jsonl#0"),
     ]
     later = tasks_frame(params, 1).filter(pl.col("task") == "gsm8k")["source_id"].to_list()
-    assert later == ["train.jsonl#5", "train.jsonl#6", "train.jsonl#7"]
+    assert later == ["train.jsonl#6", "train.jsonl#7", "train.jsonl#8"]
     synthetic = frame.filter(pl.col("task") == "synthetic-debate")
     assert synthetic.filter(pl.col("pool") == "search")["source_id"].to_list() == ["search#0"]
 
@@ -62,3 +62,62 @@ def test_prepare_on_a_malformed_dataset_stops_with_one_line(tmp_path):
     assert str(info.value) == (
         f"{root / 'train.jsonl'}: line 1: answer: no '####' line; expected one final line '#### <number>'"
     )
+
+
+def test_a_file_smaller_than_the_papers_slices_stops_with_what_each_pool_reads(tmp_path):
+    """The paper's GSM8K val pool starts at train row 7000; a 40-record file cannot hold it."""
+    params = _params(_gsm8k(tmp_path, 40), sft_examples=4, search_examples=2, val_examples=3, test_examples=2)
+    with pytest.raises(DitsError) as info:
+        tasks_frame(params, 0)
+    assert str(info.value) == (
+        f"{tmp_path}: gsm8k train has 40 records, fewer than the pools read: sft rows 0-15 "
+        "(task.sft_examples × 3 iterations); search rows 4-17 (task.search_examples × 3 iterations); "
+        "val rows 7000-7002 (task.slices.gsm8k.val_start = 7000, task.val_examples); set "
+        "task.slices.gsm8k (e.g. val_start: 0) or lower those sizes"
+    )
+
+
+def test_task_slices_choose_the_split_and_rows_of_each_pool(tmp_path):
+    path = _gsm8k(tmp_path, 40)
+    params = load_params_text(
+        tmp_path,
+        f"task: {{names: [gsm8k], paths: {{gsm8k: {path}}}, sft_examples: 2, search_examples: 1, "
+        "val_examples: 2, test_examples: 2, "
+        "slices: {gsm8k: {val_start: 0, test_split: train, test_start: 2}}}\n",
+    )
+    rows = tasks_frame(params, 0).select("pool", "source_id").rows()
+    assert rows == [
+        ("sft", "train.jsonl#4"),
+        ("sft", "train.jsonl#5"),
+        ("search", "train.jsonl#6"),
+        ("val", "train.jsonl#0"),
+        ("val", "train.jsonl#1"),
+        ("test", "train.jsonl#2"),
+        ("test", "train.jsonl#3"),
+    ]
+
+
+def test_task_slices_of_overlapping_val_and_test_stop_with_one_line(tmp_path):
+    path = _gsm8k(tmp_path, 40)
+    params = load_params_text(
+        tmp_path,
+        f"task: {{names: [gsm8k], paths: {{gsm8k: {path}}}, val_examples: 2, test_examples: 2, "
+        "slices: {gsm8k: {val_split: train, val_start: 0, test_split: train, test_start: 1}}}\n",
+    )
+    with pytest.raises(
+        DitsError, match=r"^task.slices.gsm8k: the val pool \(rows 0-1\) and the test pool \(rows 1-2\)"
+    ):
+        tasks_frame(params, 0)
+
+
+def test_task_slices_of_a_task_that_is_not_a_dataset_is_refused(tmp_path):
+    with pytest.raises(DitsError, match=r"task.slices.synthetic-debate: not a dataset task"):
+        load_params_text(tmp_path, "task: {slices: {synthetic-debate: {val_start: 0}}}\n")
+
+
+def load_params_text(tmp_path, text: str) -> Params:
+    from dits.config import load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return load_params(path)

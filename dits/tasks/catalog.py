@@ -17,7 +17,8 @@ SYNTHETIC: dict[str, Family] = {"synthetic-exchange": "exchange", "synthetic-deb
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a dataset's pools come from: ``val_split`` read from ``val_start``, ``test_split`` from 0."""
+    """Where a dataset's pools come from: ``val_split`` read from ``val_start``, ``test_split`` from
+    ``test_start``; sft and search walk ``train_split``, past the rows of any pool read from it."""
 
     family: Family
     prompts: str
@@ -25,6 +26,7 @@ class Layout:
     val_split: str
     val_start: int
     test_split: str
+    test_start: int = 0
 
 
 LAYOUTS: dict[str, Layout] = {

@@ -15,15 +15,16 @@ loader stales ``prepare`` alone, and downstream stages rerun only if the table c
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
-from dits.config import TaskParams
+from dits.config import SliceParams, TaskParams
 from dits.errors import DitsError
 from dits.seeds import content_id
 from dits.tasks.base import Example
-from dits.tasks.catalog import LAYOUTS
+from dits.tasks.catalog import LAYOUTS, Layout
 from dits.tasks.loaders.dispatch import Record, load
 from dits.tasks.synthetic import EMBEDDED
 
@@ -36,12 +37,25 @@ class Source(Protocol):
 
 @dataclass(frozen=True)
 class DatasetPools:
-    """The pools of dataset task ``name`` read from ``path``; ``params`` gives the pool sizes."""
+    """The pools of dataset task ``name`` read from ``path``; ``params`` gives their sizes and slices."""
 
     name: str
     seed: int
     path: str
     params: TaskParams
+
+    @property
+    def layout(self) -> Layout:
+        """The paper's slices of this dataset, with what ``task.slices.<name>`` sets in their place."""
+        paper, mine = LAYOUTS[self.name], self.params.slices.get(self.name, SliceParams())
+        return dataclasses.replace(
+            paper,
+            train_split=mine.train_split or paper.train_split,
+            val_split=mine.val_split or paper.val_split,
+            val_start=paper.val_start if mine.val_start < 0 else mine.val_start,
+            test_split=mine.test_split or paper.test_split,
+            test_start=paper.test_start if mine.test_start < 0 else mine.test_start,
+        )
 
     def examples(self, pool: str, start: int, n: int) -> list[Example]:
         split, rows = self._rows(pool, start, n)
@@ -53,11 +67,43 @@ class DatasetPools:
             )
         return [to_example(self.name, records[row]) for row in rows]
 
+    def check(self, iterations: int) -> None:
+        """Refuse, in one line, a dataset too small for every pool of every iteration the params draw.
+
+        The line states what each pool reads (split, first and last row) and the params that move it,
+        so a user's own file, smaller than the paper's, is fixed by ``task.slices`` or the pool sizes.
+        """
+        sizes, layout, slices = self.params, self.layout, f"task.slices.{self.name}"
+        reads = {
+            "sft": self._rows("sft", 0, sizes.sft_examples * iterations),
+            "search": self._rows("search", 0, sizes.search_examples * iterations),
+            "val": self._rows("val", 0, sizes.val_examples),
+            "test": self._rows("test", 0, sizes.test_examples),
+        }
+        knobs = {
+            "sft": f"task.sft_examples × {iterations} iterations",
+            "search": f"task.search_examples × {iterations} iterations",
+            "val": f"{slices}.val_start = {layout.val_start}, task.val_examples",
+            "test": f"{slices}.test_start = {layout.test_start}, task.test_examples",
+        }
+        for split in dict.fromkeys(split for split, _ in reads.values()):
+            have = len(_records(self.name, self.path, split, self.seed))
+            pools = {pool: rows for pool, (s, rows) in reads.items() if s == split and rows}
+            if max(max(rows) for rows in pools.values()) >= have:
+                needs = "; ".join(
+                    f"{pool} rows {min(r)}-{max(r)} ({knobs[pool]})" for pool, r in pools.items()
+                )
+                raise DitsError(
+                    f"{self.path}: {self.name} {split} has {have} records, fewer than the pools read: "
+                    f"{needs}; set {slices} (e.g. val_start: 0) or lower those sizes"
+                )
+
     def _rows(self, pool: str, start: int, n: int) -> tuple[str, list[int]]:
         """Return the split and record indices of examples ``start … start+n-1`` of ``pool``."""
-        layout, sizes = LAYOUTS[self.name], self.params
+        layout, sizes = self.layout, self.params
         if pool == "test":
-            return layout.test_split, list(range(start, start + n))
+            first = layout.test_start
+            return layout.test_split, list(range(first + start, first + start + n))
         if pool == "val":
             if start + n > sizes.val_examples:
                 raise DitsError(
@@ -72,10 +118,33 @@ class DatasetPools:
             (sizes.sft_examples, 0) if pool == "sft" else (sizes.search_examples, sizes.sft_examples)
         )
         walked = [(i // size) * block + offset + i % size for i in range(start, start + n)]
-        if layout.val_split != layout.train_split:
-            return layout.train_split, walked
-        window = (layout.val_start, layout.val_start + sizes.val_examples)
-        return layout.train_split, [i + sizes.val_examples if i >= window[0] else i for i in walked]
+        return layout.train_split, [_skip(i, self._windows()) for i in walked]
+
+    def _windows(self) -> list[tuple[int, int]]:
+        """The (first row, rows) of the fixed pools read from the train split, which sft and search skip."""
+        layout, sizes = self.layout, self.params
+        windows = []
+        if layout.val_split == layout.train_split:
+            windows.append((layout.val_start, sizes.val_examples))
+        if layout.test_split == layout.train_split:
+            windows.append((layout.test_start, sizes.test_examples))
+        if layout.val_split == layout.test_split:
+            val = range(layout.val_start, layout.val_start + sizes.val_examples)
+            test = range(layout.test_start, layout.test_start + sizes.test_examples)
+            if set(val) & set(test):
+                raise DitsError(
+                    f"task.slices.{self.name}: the val pool (rows {val.start}-{val.stop - 1}) and the "
+                    f"test pool (rows {test.start}-{test.stop - 1}) of {layout.val_split} overlap; move one"
+                )
+        return sorted(windows)
+
+
+def _skip(row: int, windows: list[tuple[int, int]]) -> int:
+    """The ``row``-th record of the train walk, counting past the fixed pools' windows."""
+    for first, size in windows:
+        if row >= first:
+            row += size
+    return row
 
 
 def source(name: str, seed: int, params: TaskParams) -> Source:

@@ -11,7 +11,7 @@ import polars as pl
 from dits.config import Params
 from dits.tasks.base import Example
 from dits.tasks.catalog import LAYOUTS, SYNTHETIC
-from dits.tasks.pools import Source, source
+from dits.tasks.pools import DatasetPools, Source, source
 
 
 def pool_examples(params: Params, task: Source, pool: str, k: int) -> list[Example]:
@@ -32,6 +32,8 @@ def tasks_frame(params: Params, k: int) -> pl.DataFrame:
     pools = ("sft", "search", "val", "test") if k == 0 else ("sft", "search")
     for name in params.task.names:
         task = source(name, params.seed, params.task)
+        if isinstance(task, DatasetPools):  # one line for a file too small, before any pool is drawn
+            task.check(max(it.k for it in params.iterations) + 1)
         family = LAYOUTS[name].family if name in LAYOUTS else SYNTHETIC[name]
         for pool in pools:
             for ex in pool_examples(params, task, pool, k):
