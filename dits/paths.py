@@ -37,6 +37,14 @@ def policy_model(params: Params, k: int, task: str) -> str:
     return base_model(params) if k == 0 else str(dpo_model(k - 1, task))
 
 
+def named_models(params: Params) -> list[str]:
+    """The checkpoints the params name that no stage builds: ``model.base``, ``toa.models``, policies."""
+    built = ("models/base", "models/dpo/", "models/sft/")
+    policies = [it.policy for it in params.iterations if not it.policy.startswith(built)]
+    base = [] if params.model.base == "embedded" else [params.model.base]
+    return list(dict.fromkeys([*base, *params.toa.models, *policies]))
+
+
 def toa_models(params: Params) -> list[str]:
     """TOA's K policies: ``toa.models``, or the embedded policies the toa_policies stage builds."""
     if params.toa.models:

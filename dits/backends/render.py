@@ -157,3 +157,25 @@ def assistant_tokens(tokenizer, chat: Chat) -> tuple[list[int], list[int]]:
         for t in inside:
             mask[t] = 1
     return ids, mask
+
+
+def check_model(path: str | Path) -> None:
+    """Refuse, in one line, a model that cannot be loaded, reading only its config and tokenizer.
+
+    ``prepare`` runs this on every checkpoint the params name, so an empty or broken directory, a
+    tokenizer without a chat template or a hub id missing from the local cache stops the run before
+    any stage trains or plays, rather than as a traceback an hour in.
+    """
+    from transformers import AutoConfig
+
+    local = Path(path)
+    if local.is_dir() and not any(local.iterdir()):
+        raise DitsError(f"{path}: the model directory is empty")
+    if local.is_dir() and not (local / "config.json").exists():
+        raise DitsError(f"{path}: no config.json; not a transformers model directory")
+    with model_files(path):
+        AutoConfig.from_pretrained(str(path), local_files_only=True)
+    try:
+        load_tokenizer(path)
+    except (ValueError, TypeError) as exc:  # transformers' "Couldn't instantiate the backend tokenizer"
+        raise DitsError(f"{path}: cannot load its tokenizer: {str(exc).splitlines()[0]}") from None

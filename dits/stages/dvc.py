@@ -116,7 +116,9 @@ def entry(stage: Stage) -> dict:
     body["deps"] = [*map(dvc_path, stage.deps), *code_deps(stage)]
     if stage.params:
         body["params"] = list(stage.params)
-    outs = [dvc_path(o) for o in stage.outs] + [{dvc_path(o): {"cache": False}} for o in stage.cached_in_git]
+    outs = [dvc_path(o) for o in stage.outs] + [
+        {dvc_path(o): {"cache": False, "persist": True}} for o in stage.cached_in_git
+    ]
     if outs:
         body["outs"] = outs
     if stage.metrics:

@@ -38,7 +38,9 @@ class Stage:
     ``deps`` and ``outs`` are paths; ``{k}`` is the iteration, ``{policy}`` its sampling policy
     (``iterations[k].policy``). ``models/base`` and ``models/toa/policies`` stand for the models
     a run really reads: what ``model.base`` and ``toa.models`` name when they name checkpoints.
-    ``cached_in_git`` outputs are kept in git rather than in DVC's cache (``cache: false``).
+    ``cached_in_git`` outputs are kept in git rather than in DVC's cache (``cache: false``), and DVC
+    leaves them in place when the stage runs (``persist``): a run that does not build them (another
+    ``model.base``, your own ``toa.models``) never deletes the committed files.
     """
 
     name: str

@@ -6,10 +6,10 @@ Kept in git like ``models/base``: a fresh clone skips this stage while what trai
 
 from __future__ import annotations
 
-import json
 import os
 
 from dits.paths import METRICS, TOA, base_model
+from dits.progress import log
 from dits.stages.stage import Run, Stage
 from dits.storage.atomic import atomic_path, write_json
 from dits.toa.policies import train_policies
@@ -26,15 +26,11 @@ STAGE = Stage(
 
 def work(run: Run) -> None:
     p, metrics = run.params, METRICS / "toa" / "policies.json"
-    if reason := skipped(p):
-        return run.skip(TOA / "policies", metrics, {"skipped": reason})
+    if (reason := skipped(p)) or p.toa.models:  # nothing to build: the committed policies stay (persist)
+        log(reason or f"toa_policies: the policies are toa.models; {TOA / 'policies'} left untouched")
+        (TOA / "policies").mkdir(parents=True, exist_ok=True)
+        return write_json(metrics, {"skipped": reason} if reason else {"models": p.toa.models})
+    built, trained = run.work.model("policies", lambda d: train_policies(p, base_model(p), d))
     with atomic_path(TOA / "policies") as out:
-        if p.toa.models:  # the user's checkpoints: nothing to build
-            out.mkdir()
-            (out / "models.json").write_text(json.dumps(p.toa.models, indent=1) + "\n")
-            report = {"models": p.toa.models}
-        else:
-            built, trained = run.work.model("policies", lambda d: train_policies(p, base_model(p), d))
-            os.rename(built, out)
-            report = {"train": trained}
-    write_json(metrics, report)
+        os.rename(built, out)
+    write_json(metrics, {"train": trained})
