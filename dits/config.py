@@ -648,5 +648,14 @@ def _emit(obj: Any, lines: list[str], indent: int) -> None:
                 for v in value
             ]
         else:
+            if isinstance(value, dict):  # task.slices: each entry's set keys only
+                value = {k: _set_fields(v) if dataclasses.is_dataclass(v) else v for k, v in value.items()}
             dumped = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
             lines.append(f"{pad}{f.name}: {dumped}  # {note}")
+
+
+def _set_fields(obj: Any) -> dict:
+    """The fields of ``obj`` that differ from their defaults (what a user wrote)."""
+    return {
+        f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if getattr(obj, f.name) != f.default
+    }
