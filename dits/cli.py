@@ -33,7 +33,7 @@ EPILOG_DIFF = """examples:
   dvc exp run -n a03 -S select.alpha=0.3 && dits diff HEAD a03 --table selected
 
 REV is a git revision (commit, branch, tag, HEAD~1), a DVC experiment name (`dvc exp show`
-lists them) or WORKTREE (or .), the files on disk now. A table that does not exist at a
+lists them) or WORKTREE (or workspace, .), the files on disk now. A table that does not exist at a
 revision counts as empty. Revisions are read from the local DVC cache: on a fresh clone,
 fetch them from a DVC remote first (`dvc fetch --all-commits`, `dvc exp pull REMOTE NAME`).
 """

@@ -4,7 +4,7 @@ Rows are joined by the table's key (``store.KEYS``) plus ``iter``; keys are cont
 same datum has the same key at both revisions and a changed row means a changed value, not a
 reshuffle. A revision is anything DVC resolves: a git revision or a DVC experiment name (``dvc exp
 run -n NAME`` commits under ``refs/exps``, and DVC's git filesystem looks names up there). Its
-tables are read through DVC from the local cache; ``WORKTREE`` (or ``.``) means the
+tables are read through DVC from the local cache; ``WORKTREE`` (or ``workspace``, ``.``) means the
 files on disk now.
 """
 
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from dits.errors import DitsError
 from dits.storage.store import KEYS, SCHEMAS, conform
 
-WORKTREE = ("WORKTREE", ".")
+WORKTREE = ("WORKTREE", "workspace", ".")
 VALUE_CHARS = 40  # an example's value is cut to this many characters
 LINE_CHARS = 160  # an example's line is cut to this many characters
 

@@ -260,3 +260,5 @@ def test_read_at_gives_a_column_added_since_a_revision_as_null(tmp_path, monkeyp
     frame = read_at("WORKTREE", "nodes")
     assert frame["removed_at"].to_list() == [None]
     assert frame["node_id"].to_list() == ["n"]
+    assert read_at("workspace", "nodes").equals(frame)  # the workspace by its other names
+    assert read_at(".", "nodes").equals(frame)
