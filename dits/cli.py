@@ -260,19 +260,15 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from dits.datacheck import check
+    from dits.config import Params, load_params
+    from dits.datacheck import check, pool_lines
 
-    for line in check(args.task, args.path, args.format == "json", args.records):
+    params, source = (
+        (load_params(args.params), args.params) if Path(args.params).exists() else (Params(), "the defaults")
+    )
+    for line in check(args.task, args.path, params, args.format == "json", args.records):
         print(line)
     if args.format == "text":
-        from dits.config import Params, load_params
-        from dits.datacheck import pool_lines
-
-        params, source = (
-            (load_params(args.params), args.params)
-            if Path(args.params).exists()
-            else (Params(), "the defaults")
-        )
         print()
         for line in pool_lines(args.task, args.path, params, source):
             print(line)
@@ -468,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_check.add_argument("task", metavar="TASK", help="a dataset task: hotpotqa, 2wikimultihopqa, … math")
     data_check.add_argument("path", metavar="PATH", help="the dataset directory")
     data_check.add_argument(
-        "--params", default="params.yaml", help="whose pool sizes and slices to check (default params.yaml)"
+        "--params",
+        default="params.yaml",
+        help="whose seed, context rule, pool sizes and slices to use (default params.yaml)",
     )
     data_check.add_argument(
         "--format",

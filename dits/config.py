@@ -52,9 +52,9 @@ class SliceParams:
 
     train_split: str = param("", "split the sft and search pools walk through ('' = the paper's)")
     val_split: str = param("", "split of the val pool ('' = the paper's)")
-    val_start: int = param(-1, "first row of the val pool in val_split (-1 = the paper's)", min=-1)
+    val_start: int = param(-1, "records of val_split before the val pool (-1 = the paper's)", min=-1)
     test_split: str = param("", "split of the test pool ('' = the paper's)")
-    test_start: int = param(-1, "first row of the test pool in test_split (-1 = the paper's: 0)", min=-1)
+    test_start: int = param(-1, "records of test_split before the test pool (-1 = the paper's: 0)", min=-1)
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,11 @@ class TaskParams:
     slices: dict[str, SliceParams] = param(
         {},
         "per dataset task, the splits and first rows of its pools (hotpotqa: {val_start: 0}); unset: paper's",
+    )
+    hotpotqa_paragraphs: str = param(
+        "first_sentence",
+        "HotpotQA context: each paragraph's first sentence (the authors' rule) or the whole paragraph",
+        choices=("first_sentence", "whole"),
     )
 
 

@@ -14,17 +14,19 @@ from dits.tasks.loaders.dispatch import load, splits
 from dits.tasks.pools import DatasetPools, to_example
 
 
-def check(task: str, path: str, as_json: bool = False, shown: int = 2, seed: int = 0) -> Iterator[str]:
+def check(task: str, path: str, params: Params, as_json: bool = False, shown: int = 2) -> Iterator[str]:
     """Return the lines ``dits data check`` prints for dataset ``task`` at ``path``.
 
     Text: the splits with their record counts, then the first ``shown`` records of each split
     with each agent's system prompt and the gold answers. JSON: one object per record of every
     split. Every record is read and checked before the first line is given, so bad data stops
-    with the loader's one line and prints nothing else.
+    with the loader's one line and prints nothing else. ``params`` gives the seed and context rule
+    ``prepare`` reads the dataset with, so the contexts shown are the ones the agents get.
     """
     if task not in LAYOUTS:
         raise DitsError(f"unknown dataset task {task!r}: expected one of {', '.join(sorted(LAYOUTS))}")
-    records = load(task, path, seed=seed)
+    whole = params.task.hotpotqa_paragraphs == "whole"
+    records = load(task, path, seed=params.seed, whole_paragraphs=whole)
     family = LAYOUTS[task].family
     if as_json:
         for record in records:
@@ -70,7 +72,7 @@ def pool_lines(task: str, path: str, params: Params, source: str) -> Iterator[st
     ):
         split, rows = pools._rows(pool, 0, n)
         fits = "" if max(rows) < counts.get(split, 0) else f"  <- {split} has {counts.get(split, 0)} records"
-        yield f"  {pool:<6} {n:>6} records of {split}, rows {min(rows)}-{max(rows)}{fits}"
+        yield f"  {pool:<6} {n:>6} records of {split}: {min(rows) + 1}-{max(rows) + 1}{fits}"
     try:
         pools.check(iterations)
     except DitsError as exc:

@@ -8,6 +8,7 @@ from test_datasets_gsm8k import _published as gsm8k_files
 from test_datasets_hotpotqa import _published as hotpotqa_files
 
 from dits.cli import main
+from dits.tasks.loaders.dispatch import load
 
 
 def test_data_check_prints_splits_counts_and_each_agents_prompt_with_the_gold(tmp_path, capsys):
@@ -27,9 +28,10 @@ def test_data_check_prints_splits_counts_and_each_agents_prompt_with_the_gold(tm
 def test_data_check_json_gives_one_object_per_record(tmp_path, capsys):
     assert main(["data", "check", "gsm8k", str(gsm8k_files(tmp_path)), "--format", "json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    records = load("gsm8k", tmp_path)
     assert [(r["split"], r["source_id"], r["answers"]) for r in rows] == [
-        ("train", "train.jsonl#0", ["72"]),
-        ("train", "train.jsonl#1", ["1234"]),
+        ("train", records[0].source_id, ["72"]),
+        ("train", records[1].source_id, ["1234"]),
     ]
     assert set(rows[0]) == {"split", "source_id", "question", "answers", "alice", "bob"}
     assert "$\\boxed{answer}$, where the answer is merely a number" in rows[0]["alice"]
@@ -84,9 +86,9 @@ def test_data_check_prints_what_each_pool_takes_and_where_under_the_params(tmp_p
     out = capsys.readouterr().out.splitlines()
     assert out[-6:] == [
         f"pools under {params} (1 iteration):",
-        "  sft         8 records of train, rows 4-11",
-        "  search      2 records of train, rows 12-13",
-        "  val         4 records of train, rows 0-3",
-        "  test        3 records of test, rows 0-2  <- test has 0 records",
+        "  sft         8 records of train: 5-12",
+        "  search      2 records of train: 13-14",
+        "  val         4 records of train: 1-4",
+        "  test        3 records of test: 1-3  <- test has 0 records",
         f"prepare would stop: {root}: gsm8k has no split 'test'; found train",
     ]

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dits.errors import DitsError
+from dits.tasks.loaders.base import Record, text_key
 from dits.tasks.loaders.dispatch import known_datasets, load, splits
 from dits.tasks.loaders.readers import csv_rows, parquet_rows
 
@@ -74,10 +75,22 @@ def test_hub_shards_of_a_split_are_read_in_shard_order(tmp_path):
 
     records = load("gsm8k", tmp_path)
 
-    assert [(r.source_id, r.answers) for r in records] == [
-        ("main/train-00000-of-00002.parquet#0", ("10",)),
-        ("main/train-00001-of-00002.parquet#0", ("20",)),
+    assert [(r.question, r.answers) for r in records] == [("shard 0", ("10",)), ("shard 1", ("20",))]
+
+
+def test_a_record_without_an_id_of_its_own_is_keyed_by_its_text_and_repeats_are_numbered(tmp_path):
+    rows = [{"question": "1 + 1?", "answer": "#### 2"}, {"question": "2 + 2?", "answer": "#### 4"}]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*rows, rows[0]]))
+
+    records = load("gsm8k", tmp_path)
+
+    first = text_key(Record("train", "", "1 + 1?", "", "", ("2",)))
+    assert [r.source_id for r in records] == [
+        first,
+        text_key(Record("train", "", "2 + 2?", "", "", ("4",))),
+        f"{first}~2",
     ]
+    assert len(first) == 12
 
 
 def test_parquet_without_a_needed_column_stops_with_one_line(tmp_path):
@@ -117,7 +130,7 @@ def test_csv_with_an_unclosed_quote_stops_at_the_row_it_swallows(tmp_path):
 
     assert (
         str(error.value)
-        == f"{tmp_path / 'rows.csv'}: row #1: expected 6 columns (question, A, B, C, D, answer), found 1"
+        == f"{tmp_path / 'rows.csv'}: row 2: expected 6 columns (question, A, B, C, D, answer), found 1"
     )
 
 

@@ -123,6 +123,26 @@ def test_hotpotqa_deals_first_sentences_of_supporting_paragraphs_alternately_and
     assert "Second." not in first.alice + first.bob
 
 
+def test_hotpotqa_whole_paragraphs_give_every_sentence_and_the_same_deal(tmp_path):
+    first = load("hotpotqa", _published(tmp_path), seed=3, whole_paragraphs=True)[0]
+
+    alice, bob = _expected(
+        3,
+        "5a8b57f2",
+        [
+            "Arthur's Magazine (1844-1846) was a literary periodical.  Second.",
+            "First for Women is a woman's magazine published in the USA. Started 1989.",
+        ],
+        [
+            "Radio City is India's first private FM radio station. It plays Hindi.",
+            "Football in Albania existed before 1930.",
+            "Echosmith is an American band. Formed 2009.",
+        ],
+    )
+    assert (first.alice, first.bob) == (alice, bob)
+    assert "Started 1989." in first.alice + first.bob  # supporting fact 1 of First for Women
+
+
 def test_hotpotqa_paragraph_without_sentences_gives_no_line(tmp_path):
     second = load("hotpotqa", _published(tmp_path), seed=3)[1]
 
@@ -171,7 +191,7 @@ def test_hotpotqa_record_missing_its_answer_stops_with_one_line(tmp_path):
 
     assert (
         str(error.value)
-        == f"{tmp_path / 'hotpot_dev_distractor_v1.json'}: record #1 (_id '5a8c7595'): answer: missing"
+        == f"{tmp_path / 'hotpot_dev_distractor_v1.json'}: record 2 (_id '5a8c7595'): answer: missing"
     )
 
 
@@ -197,6 +217,6 @@ def test_hotpotqa_supporting_title_absent_from_context_stops_with_one_line(tmp_p
         load("hotpotqa", tmp_path)
 
     assert str(error.value) == (
-        f"{tmp_path / 'distractor' / 'validation-00000-of-00001.parquet'}: row #0 (id '5a8c7595'): "
+        f"{tmp_path / 'distractor' / 'validation-00000-of-00001.parquet'}: row 1 (id '5a8c7595'): "
         "supporting_facts: title 'Ed Wood (film)' is not among the context titles"
     )

@@ -113,7 +113,7 @@ def test_twowiki_supporting_title_absent_from_context_stops_with_one_line(tmp_pa
         load("2wikimultihopqa", tmp_path)
 
     assert str(error.value) == (
-        f"{tmp_path / 'dev.json'}: record #0 (_id '8813f87c0bdd11eba7f7acde48001122'): "
+        f"{tmp_path / 'dev.json'}: record 1 (_id '8813f87c0bdd11eba7f7acde48001122'): "
         "supporting_facts: title 'Polish-Russian War' is not among the context titles"
     )
 
@@ -125,6 +125,6 @@ def test_twowiki_paragraph_not_a_title_and_sentences_pair_stops_with_one_line(tm
         load("2wikimultihopqa", tmp_path)
 
     assert str(error.value) == (
-        f"{tmp_path / 'dev.json'}: record #0 (_id '8813f87c0bdd11eba7f7acde48001122'): "
+        f"{tmp_path / 'dev.json'}: record 1 (_id '8813f87c0bdd11eba7f7acde48001122'): "
         "context[0] = ['Maheen Khan']; expected [title, sentences]"
     )

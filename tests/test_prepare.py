@@ -25,22 +25,29 @@ def _gsm8k(tmp_path, n: int) -> str:
     return str(gsm8k_files(tmp_path, problems))
 
 
+def _rows(frame: pl.DataFrame) -> list[tuple[str, int]]:
+    """(pool, row of the file counted from 0) of each question: its number is its row."""
+    return [(pool, int(question.split()[2])) for pool, question in frame.select("pool", "question").rows()]
+
+
 def test_prepare_on_a_dataset_task_gives_source_ids_and_disjoint_pools(tmp_path, monkeypatch):
     monkeypatch.setitem(LAYOUTS, "gsm8k", Layout("debate", "gsm8k", "train", "train", 3, "train"))
     params = _params(_gsm8k(tmp_path, 12), sft_examples=2, search_examples=1, val_examples=2, test_examples=1)
     frame = tasks_frame(params, 0)
     conform("tasks", frame)
-    rows = frame.filter(pl.col("task") == "gsm8k").select("pool", "source_id").rows()
+    rows = _rows(frame.filter(pl.col("task") == "gsm8k"))
     assert rows == [  # test and val read train too: sft and search walk past their rows
-        ("sft", "train.jsonl#1"),
-        ("sft", "train.jsonl#2"),
-        ("search", "train.jsonl#5"),
-        ("val", "train.jsonl#3"),
-        ("val", "train.jsonl#4"),
-        ("test", "train.jsonl#0"),
+        ("sft", 1),
+        ("sft", 2),
+        ("search", 5),
+        ("val", 3),
+        ("val", 4),
+        ("test", 0),
     ]
-    later = tasks_frame(params, 1).filter(pl.col("task") == "gsm8k")["source_id"].to_list()
-    assert later == ["train.jsonl#6", "train.jsonl#7", "train.jsonl#8"]
+    later = _rows(tasks_frame(params, 1).filter(pl.col("task") == "gsm8k"))
+    assert [row for _, row in later] == [6, 7, 8]
+    gsm8k = frame.filter(pl.col("task") == "gsm8k")
+    assert gsm8k["source_id"].n_unique() == 6 and "" not in gsm8k["source_id"].to_list()
     synthetic = frame.filter(pl.col("task") == "synthetic-debate")
     assert synthetic.filter(pl.col("pool") == "search")["source_id"].to_list() == ["search#0"]
 
@@ -65,14 +72,14 @@ def test_prepare_on_a_malformed_dataset_stops_with_one_line(tmp_path):
 
 
 def test_a_file_smaller_than_the_papers_slices_stops_with_what_each_pool_reads(tmp_path):
-    """The paper's GSM8K val pool starts at train row 7000; a 40-record file cannot hold it."""
+    """The paper's GSM8K val pool starts after 7000 train records; a 40-record file cannot hold it."""
     params = _params(_gsm8k(tmp_path, 40), sft_examples=4, search_examples=2, val_examples=3, test_examples=2)
     with pytest.raises(DitsError) as info:
         tasks_frame(params, 0)
     assert str(info.value) == (
-        f"{tmp_path}: gsm8k train has 40 records, fewer than the pools read: sft rows 0-15 "
-        "(task.sft_examples × 3 iterations); search rows 4-17 (task.search_examples × 3 iterations); "
-        "val rows 7000-7002 (task.slices.gsm8k.val_start = 7000, task.val_examples); set "
+        f"{tmp_path}: gsm8k train has 40 records, fewer than the pools read: sft records 1-16 "
+        "(task.sft_examples × 3 iterations); search records 5-18 (task.search_examples × 3 iterations); "
+        "val records 7001-7003 (task.slices.gsm8k.val_start = 7000, task.val_examples); set "
         "task.slices.gsm8k (e.g. val_start: 0) or lower those sizes"
     )
 
@@ -85,15 +92,15 @@ def test_task_slices_choose_the_split_and_rows_of_each_pool(tmp_path):
         "val_examples: 2, test_examples: 2, "
         "slices: {gsm8k: {val_start: 0, test_split: train, test_start: 2}}}\n",
     )
-    rows = tasks_frame(params, 0).select("pool", "source_id").rows()
+    rows = _rows(tasks_frame(params, 0))
     assert rows == [
-        ("sft", "train.jsonl#4"),
-        ("sft", "train.jsonl#5"),
-        ("search", "train.jsonl#6"),
-        ("val", "train.jsonl#0"),
-        ("val", "train.jsonl#1"),
-        ("test", "train.jsonl#2"),
-        ("test", "train.jsonl#3"),
+        ("sft", 4),
+        ("sft", 5),
+        ("search", 6),
+        ("val", 0),
+        ("val", 1),
+        ("test", 2),
+        ("test", 3),
     ]
 
 
@@ -105,7 +112,7 @@ def test_task_slices_of_overlapping_val_and_test_stop_with_one_line(tmp_path):
         "slices: {gsm8k: {val_split: train, val_start: 0, test_split: train, test_start: 1}}}\n",
     )
     with pytest.raises(
-        DitsError, match=r"^task.slices.gsm8k: the val pool \(rows 0-1\) and the test pool \(rows 1-2\)"
+        DitsError, match=r"^task.slices.gsm8k: the val pool \(records 1-2\) and the test pool \(records 2-3\)"
     ):
         tasks_frame(params, 0)
 

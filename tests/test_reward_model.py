@@ -128,11 +128,11 @@ def test_held_out_split_is_seeded_and_independent_of_order():
         ([], "reward model: no pairs to train on"),
         (
             [*make_pairs(2), {"prompt": [{"role": "user", "content": "q"}], "chosen": "a"}],
-            "reward model pairs: row 2 has no 'rejected' field",
+            "reward model pairs: row 3 has no 'rejected' field",
         ),
         (
             [{"prompt": "q", "chosen": "a", "rejected": "b"}],
-            "reward model pairs: row 0: 'prompt' must be a list, got str",
+            "reward model pairs: row 1: 'prompt' must be a list, got str",
         ),
     ],
 )
@@ -168,5 +168,5 @@ def test_scorer_refuses_a_row_longer_than_the_model_takes(trained):
     out, _, _ = trained
     scorer = RewardScorer.from_path(out, batch_size=2)
     prompt = [{"role": "user", "content": "Which thing is number 1?"}]
-    with pytest.raises(DitsError, match=r"^reward model: row 1 has \d+ tokens, more than the model's 2048$"):
+    with pytest.raises(DitsError, match=r"^reward model: row 2 has \d+ tokens, more than the model's 2048$"):
         scorer.score([prompt, prompt], ["cat", " ".join(WORDS * 300)])

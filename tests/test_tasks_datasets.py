@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from test_datasets_arc import _published as arc_files
 from test_datasets_gsm8k import _published as gsm8k_files
+from test_datasets_hotpotqa import _published as hotpotqa_files
 
 from dits.config import TaskParams
 from dits.errors import DitsError
@@ -24,7 +25,12 @@ def _gsm8k(root: Path, n: int) -> Path:
     return gsm8k_files(root, problems)
 
 
-def _task(name: str, path: Path, **sizes: int) -> Source:
+def _row(example: Example) -> int:
+    """The row of the file (from 0) an example was read from: its question carries the number."""
+    return int(example.question.split()[2])
+
+
+def _task(name: str, path: Path, **sizes: int | str) -> Source:
     params = TaskParams(names=[name], paths={name: str(path)}, **sizes)
     return source(name, 0, params)
 
@@ -57,19 +63,19 @@ def test_sft_and_search_are_consecutive_blocks_per_iteration_and_skip_the_val_wi
         "gsm8k", _gsm8k(tmp_path, 12), sft_examples=2, search_examples=1, val_examples=2, test_examples=1
     )
     ids = {
-        (pool, k): [e.source_id for e in task.examples(pool, k * n, n)]
+        (pool, k): [_row(e) for e in task.examples(pool, k * n, n)]
         for pool, n in (("sft", 2), ("search", 1))
         for k in range(3)
     }
     assert ids == {
-        ("sft", 0): ["train.jsonl#0", "train.jsonl#1"],
-        ("search", 0): ["train.jsonl#2"],
-        ("sft", 1): ["train.jsonl#3", "train.jsonl#4"],
-        ("search", 1): ["train.jsonl#7"],
-        ("sft", 2): ["train.jsonl#8", "train.jsonl#9"],
-        ("search", 2): ["train.jsonl#10"],
+        ("sft", 0): [0, 1],
+        ("search", 0): [2],
+        ("sft", 1): [3, 4],
+        ("search", 1): [7],
+        ("sft", 2): [8, 9],
+        ("search", 2): [10],
     }
-    assert [e.source_id for e in task.examples("val", 0, 2)] == ["train.jsonl#5", "train.jsonl#6"]
+    assert [_row(e) for e in task.examples("val", 0, 2)] == [5, 6]
 
 
 def test_pool_past_the_end_of_its_split_stops_with_one_line(tmp_path):
@@ -77,7 +83,7 @@ def test_pool_past_the_end_of_its_split_stops_with_one_line(tmp_path):
     with pytest.raises(DitsError) as info:
         task.examples("sft", 2, 2)
     assert str(info.value) == (
-        f"{tmp_path}: gsm8k train has 3 records; the sft pool needs record 4 (examples 2-3); "
+        f"{tmp_path}: gsm8k train has 3 records; the sft pool needs record 5 (examples 3-4); "
         "lower task.sft_examples"
     )
 
@@ -90,6 +96,15 @@ def test_dataset_example_keeps_its_source_id_and_names_its_prompts(tmp_path):
         "choice",
         ("Planetary days will become shorter.",),
     )
+
+
+def test_task_hotpotqa_paragraphs_whole_gives_the_agents_every_sentence(tmp_path):
+    root = hotpotqa_files(tmp_path)
+    first = _task("hotpotqa", root, test_examples=1).examples("test", 0, 1)[0]
+    whole = _task("hotpotqa", root, test_examples=1, hotpotqa_paragraphs="whole").examples("test", 0, 1)[0]
+    assert "Started 1989." not in "".join(first.context)  # the authors' rule: first sentences only
+    assert "Started 1989." in "".join(whole.context)
+    assert (whole.example_id, whole.question) == (first.example_id, first.question)
 
 
 def _example(answers: tuple[str, ...], question: str = "q", context: tuple[str, str] = ("", "")) -> Example:

@@ -68,7 +68,7 @@ class RewardScorer:
     def score(self, prompts: Sequence[Chat], responses: Sequence[str]) -> list[float]:
         """Return r(prompt, response) per row, one forward pass per ``batch_size`` rows."""
         rows = self.render(prompts, responses)
-        for i, row in enumerate(rows):
+        for i, row in enumerate(rows, start=1):
             if len(row) > self.max_length:
                 raise DitsError(
                     f"reward model: row {i} has {len(row)} tokens, more than the model's {self.max_length}"

@@ -59,11 +59,11 @@ class DatasetPools:
 
     def examples(self, pool: str, start: int, n: int) -> list[Example]:
         split, rows = self._rows(pool, start, n)
-        records = _records(self.name, self.path, split, self.seed)
+        records = self._split(split)
         if rows and rows[-1] >= len(records):
             raise DitsError(
                 f"{self.path}: {self.name} {split} has {len(records)} records; the {pool} pool needs "
-                f"record {rows[-1]} (examples {start}-{start + n - 1}); lower task.{pool}_examples"
+                f"record {rows[-1] + 1} (examples {start + 1}-{start + n}); lower task.{pool}_examples"
             )
         return [to_example(self.name, records[row]) for row in rows]
 
@@ -87,16 +87,20 @@ class DatasetPools:
             "test": f"{slices}.test_start = {layout.test_start}, task.test_examples",
         }
         for split in dict.fromkeys(split for split, _ in reads.values()):
-            have = len(_records(self.name, self.path, split, self.seed))
+            have = len(self._split(split))
             pools = {pool: rows for pool, (s, rows) in reads.items() if s == split and rows}
             if max(max(rows) for rows in pools.values()) >= have:
                 needs = "; ".join(
-                    f"{pool} rows {min(r)}-{max(r)} ({knobs[pool]})" for pool, r in pools.items()
+                    f"{pool} records {min(r) + 1}-{max(r) + 1} ({knobs[pool]})" for pool, r in pools.items()
                 )
                 raise DitsError(
                     f"{self.path}: {self.name} {split} has {have} records, fewer than the pools read: "
                     f"{needs}; set {slices} (e.g. val_start: 0) or lower those sizes"
                 )
+
+    def _split(self, split: str) -> list[Record]:
+        whole = self.params.hotpotqa_paragraphs == "whole"
+        return _records(self.name, self.path, split, self.seed, whole)
 
     def _rows(self, pool: str, start: int, n: int) -> tuple[str, list[int]]:
         """Return the split and record indices of examples ``start … start+n-1`` of ``pool``."""
@@ -107,7 +111,7 @@ class DatasetPools:
         if pool == "val":
             if start + n > sizes.val_examples:
                 raise DitsError(
-                    f"{self.name}: val examples {start}-{start + n - 1} are past task.val_examples "
+                    f"{self.name}: val examples {start + 1}-{start + n} are past task.val_examples "
                     f"= {sizes.val_examples}"
                 )
             return layout.val_split, list(range(layout.val_start + start, layout.val_start + start + n))
@@ -133,8 +137,9 @@ class DatasetPools:
             test = range(layout.test_start, layout.test_start + sizes.test_examples)
             if set(val) & set(test):
                 raise DitsError(
-                    f"task.slices.{self.name}: the val pool (rows {val.start}-{val.stop - 1}) and the "
-                    f"test pool (rows {test.start}-{test.stop - 1}) of {layout.val_split} overlap; move one"
+                    f"task.slices.{self.name}: the val pool (records {val.start + 1}-{val.stop}) and "
+                    f"the test pool (records {test.start + 1}-{test.stop}) of {layout.val_split} overlap; "
+                    "move one"
                 )
         return sorted(windows)
 
@@ -170,6 +175,6 @@ def to_example(name: str, record: Record) -> Example:
 
 
 @lru_cache(maxsize=8)
-def _records(name: str, path: str, split: str, seed: int) -> list[Record]:
+def _records(name: str, path: str, split: str, seed: int, whole_paragraphs: bool) -> list[Record]:
     """Return one split's records, read once per process: every pool of a prepare reads them."""
-    return load(name, path, split, seed)
+    return load(name, path, split, seed, whole_paragraphs)

@@ -34,7 +34,7 @@ def check_pairs(pairs: Sequence[dict]) -> None:
     """Raise a one-line DitsError naming the first row and field that is not a pair."""
     if not pairs:
         raise DitsError("reward model: no pairs to train on")
-    for i, pair in enumerate(pairs):
+    for i, pair in enumerate(pairs, start=1):
         for field, kind in FIELDS.items():
             if field not in pair:
                 raise DitsError(f"reward model pairs: row {i} has no {field!r} field")

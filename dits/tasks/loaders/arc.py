@@ -15,7 +15,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from dits.errors import DitsError
-from dits.tasks.loaders.base import Files, Loader, Record, choice_question, hub_files, no_layout, register
+from dits.tasks.loaders.base import (
+    Files,
+    Loader,
+    Reading,
+    Record,
+    choice_question,
+    hub_files,
+    no_layout,
+    register,
+)
 from dits.tasks.loaders.readers import items, json_lines, member, obj, parquet_rows, strings, text
 
 NAME = "arc"
@@ -34,8 +43,8 @@ def find(root: Path) -> Files:
     raise no_layout(NAME, root, f"{CONFIG}/{CONFIG}-{{Train,Dev,Test}}.jsonl", CONFIG)
 
 
-def read(root: Path, split: str, files: list[Path], seed: int) -> list[Record]:
-    del root, seed  # ids are the dataset's own; no context to split
+def read(root: Path, split: str, files: list[Path], reading: Reading) -> list[Record]:
+    del root, reading  # ids are the dataset's own; no context to split
     return [
         record
         for file in files
@@ -64,7 +73,7 @@ def _published(split: str, file: Path) -> list[Record]:
 def _hub(split: str, file: Path) -> list[Record]:
     records = []
     for i, row in enumerate(parquet_rows(file, COLUMNS)):
-        where = f"{file}: row #{i}"
+        where = f"{file}: row {i + 1}"
         source_id = text(row, "id", where)
         where = f"{where} (id {source_id!r})"
         texts, labels = strings(row, "choices.text", where), strings(row, "choices.label", where)

@@ -5,9 +5,16 @@ dataset's Hugging Face Hub Parquet snapshot (``<config>/<split>-NNNNN-of-NNNNN.p
 from the files present; nothing is downloaded. Splits are named as the Hub names them (a
 published ``dev`` file is ``validation``), so one profile reads either layout of a dataset.
 
+A record's ``source_id`` is the dataset's own id where it has one (HotpotQA's ``_id``, ARC's
+``id``); a dataset without one (GSM8K, MATH, MMLU, CBT) gets a key of the record's text, so the
+same question has the same id in either layout and whatever order its files are read in.
+
 The context split between Alice and Bob (the authors' ``dataloader/dataloader.py``) draws from an
 rng seeded by (seed, dataset, source_id), so a record splits the same wherever and in whatever
 order it is read.
+
+Messages count positions from 1, as an editor counts lines: ``row 3`` is a file's third row,
+``record 3`` its third record, ``line 3`` its third line.
 """
 
 from __future__ import annotations
@@ -15,11 +22,11 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dits.errors import DitsError
-from dits.seeds import derive_seed
+from dits.seeds import content_id, derive_seed
 
 SPLIT_ORDER = ("train", "auxiliary_train", "validation", "dev", "test")
 _SHARD = re.compile(r"(?P<split>\w+)-(?P<index>\d+)-of-\d+\.parquet")
@@ -27,7 +34,11 @@ _SHARD = re.compile(r"(?P<split>\w+)-(?P<index>\d+)-of-\d+\.parquet")
 
 @dataclass(frozen=True)
 class Record:
-    """One question as the agents see it, its gold answers and the id it has in its dataset."""
+    """One question as the agents see it, its gold answers and the id it has in its dataset.
+
+    A loader leaves ``source_id`` empty for a dataset with no id of its own; ``load`` fills in the
+    record's text key.
+    """
 
     split: str
     source_id: str
@@ -41,16 +52,28 @@ Files = dict[str, list[Path]]
 
 
 @dataclass(frozen=True)
+class Reading:
+    """What a loader is told besides its files: the seed of the context split and its rule.
+
+    ``whole_paragraphs`` gives HotpotQA's paragraphs in full instead of the authors' first
+    sentence of each; the other datasets have no such choice and ignore it.
+    """
+
+    seed: int = 0
+    whole_paragraphs: bool = False
+
+
+@dataclass(frozen=True)
 class Loader:
     """How one dataset is found in a directory and read.
 
     ``find(root)`` returns split -> files in reading order, or raises when no layout matches;
-    ``read(root, split, files, seed)`` returns that split's records, every one checked.
+    ``read(root, split, files, reading)`` returns that split's records, every one checked.
     """
 
     name: str
     find: Callable[[Path], Files]
-    read: Callable[[Path, str, list[Path], int], list[Record]]
+    read: Callable[[Path, str, list[Path], Reading], list[Record]]
 
 
 _LOADERS: dict[str, Loader] = {}
@@ -66,7 +89,9 @@ def known_datasets() -> list[str]:
     return sorted(_LOADERS)
 
 
-def load(name: str, path: str | Path, split: str | None = None, seed: int = 0) -> list[Record]:
+def load(
+    name: str, path: str | Path, split: str | None = None, seed: int = 0, whole_paragraphs: bool = False
+) -> list[Record]:
     """Return the records of ``split`` (all splits when None) of dataset ``name`` read from ``path``.
 
     A list rather than a stream: every record is checked before any is returned, so bad data
@@ -77,7 +102,8 @@ def load(name: str, path: str | Path, split: str | None = None, seed: int = 0) -
     if split is not None and split not in found:
         raise DitsError(f"{root}: {name} has no split {split!r}; found {', '.join(found)}")
     chosen = list(found) if split is None else [split]
-    return [record for s in chosen for record in loader.read(root, s, found[s], seed)]
+    reading = Reading(seed, whole_paragraphs)
+    return [record for s in chosen for record in keyed(loader.read(root, s, found[s], reading))]
 
 
 def splits(name: str, path: str | Path) -> dict[str, int]:
@@ -87,7 +113,30 @@ def splits(name: str, path: str | Path) -> dict[str, int]:
     reported for data that loads.
     """
     loader, root = _loader(name), Path(path)
-    return {split: len(loader.read(root, split, files, 0)) for split, files in _found(loader, root).items()}
+    found = _found(loader, root)
+    return {split: len(loader.read(root, split, files, Reading())) for split, files in found.items()}
+
+
+def keyed(records: list[Record]) -> list[Record]:
+    """Return one split's ``records`` with a text key as the id of each that has none of its own.
+
+    The key hashes what the agents see and the gold answers, which both layouts of a dataset
+    carry alike; a question repeated in a split gets ``~2``, ``~3`` … in reading order.
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for record in records:
+        if not record.source_id:
+            key = text_key(record)
+            seen[key] = seen.get(key, 0) + 1
+            record = replace(record, source_id=key if seen[key] == 1 else f"{key}~{seen[key]}")
+        out.append(record)
+    return out
+
+
+def text_key(record: Record) -> str:
+    """Return the id of a record whose dataset has none: a hash of its text and gold answers."""
+    return content_id(record.question, record.alice, record.bob, *record.answers, size=6)
 
 
 def _loader(name: str) -> Loader:
@@ -122,11 +171,6 @@ def no_layout(name: str, root: Path, published: str, config: str) -> DitsError:
         f"{root}: no {name} files; expected {published} (as published) "
         f"or {config}/<split>-NNNNN-of-NNNNN.parquet (Hugging Face Hub snapshot)"
     )
-
-
-def relative(root: Path, file: Path) -> str:
-    """Return ``file``'s path below the dataset directory, as source ids and messages name it."""
-    return file.relative_to(root).as_posix()
 
 
 def rng_for(seed: int, name: str, source_id: str) -> random.Random:

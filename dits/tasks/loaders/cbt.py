@@ -18,13 +18,13 @@ from dits.errors import DitsError
 from dits.tasks.loaders.base import (
     Files,
     Loader,
+    Reading,
     Record,
     choice_question,
     hub_files,
     lines,
     no_layout,
     register,
-    relative,
 )
 from dits.tasks.loaders.readers import parquet_rows, strings, text
 
@@ -50,12 +50,12 @@ def find(root: Path) -> Files:
     raise no_layout(NAME, root, ", ".join(PUBLISHED.values()), CONFIG)
 
 
-def read(root: Path, split: str, files: list[Path], seed: int) -> list[Record]:
-    del seed  # the split is by position, no draw
+def read(root: Path, split: str, files: list[Path], reading: Reading) -> list[Record]:
+    del root, reading  # no id of its own (load keys each record by its text); split by position
     return [
         record
         for file in files
-        for record in (_hub(root, split, file) if file.suffix == ".parquet" else _published(split, file))
+        for record in (_hub(split, file) if file.suffix == ".parquet" else _published(split, file))
     ]
 
 
@@ -79,7 +79,7 @@ def _blocks(file: Path) -> list[list[tuple[int, str]]]:
 
 
 def _block(split: str, file: Path, index: int, block: list[tuple[int, str]]) -> Record:
-    where = f"{file}: block #{index} (line {block[0][0]})"
+    where = f"{file}: block {index + 1} (line {block[0][0]})"
     *story, (last_number, last) = block
     if not last.startswith(f"{SENTENCES + 1} "):
         raise DitsError(
@@ -92,7 +92,7 @@ def _block(split: str, file: Path, index: int, block: list[tuple[int, str]]) -> 
         label, _, sentence = line.partition(" ")
         if label != str(k):
             raise DitsError(
-                f"{file}: line {number}: numbered {label!r}; expected sentence {k} of block #{index}"
+                f"{file}: line {number}: numbered {label!r}; expected sentence {k} of block {index + 1}"
             )
         sentences.append(sentence.strip())
     fields = last[len(f"{SENTENCES + 1} ") :].split("\t")
@@ -105,7 +105,6 @@ def _block(split: str, file: Path, index: int, block: list[tuple[int, str]]) -> 
     return _record(
         f"{file}: line {last_number}",
         split,
-        f"{file.name}#{index}",
         sentences,
         query,
         answer,
@@ -113,23 +112,20 @@ def _block(split: str, file: Path, index: int, block: list[tuple[int, str]]) -> 
     )
 
 
-def _hub(root: Path, split: str, file: Path) -> list[Record]:
+def _hub(split: str, file: Path) -> list[Record]:
     records = []
     for i, row in enumerate(parquet_rows(file, COLUMNS)):
-        where = f"{file}: row #{i}"
+        where = f"{file}: row {i + 1}"
         sentences = strings(row, "sentences", where)
         if len(sentences) != SENTENCES:
             raise DitsError(f"{where}: sentences: {len(sentences)}; expected {SENTENCES}")
         query, answer = text(row, "question", where), text(row, "answer", where)
-        source_id = f"{relative(root, file)}#{i}"
-        records.append(
-            _record(where, split, source_id, sentences, query, answer, strings(row, "options", where))
-        )
+        records.append(_record(where, split, sentences, query, answer, strings(row, "options", where)))
     return records
 
 
 def _record(
-    where: str, split: str, source_id: str, sentences: list[str], query: str, answer: str, options: list[str]
+    where: str, split: str, sentences: list[str], query: str, answer: str, options: list[str]
 ) -> Record:
     if BLANK not in query:
         raise DitsError(f"{where}: question {query[:40]!r}...: no {BLANK}; expected the blank to fill")
@@ -140,7 +136,7 @@ def _record(
     half = len(sentences) // 2
     return Record(
         split,
-        source_id,
+        "",
         choice_question(query, options),
         lines(sentences[:half]),
         lines(sentences[half:]),

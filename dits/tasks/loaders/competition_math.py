@@ -1,7 +1,7 @@
 """MATH (Hendrycks et al.): competition problems in seven subjects, solutions in LaTeX.
 
 Published: ``{train,test}/<subject>/<n>.json``, one ``{problem, level, type, solution}`` per
-file; the source id is the file's path below the dataset directory. Hub
+file (the Hub snapshot has no such path, so the source id is the record's text key). Hub
 (``EleutherAI/hendrycks_math``): one config per subject, ``<subject>/<split>-*.parquet`` with
 the same columns.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dits.errors import DitsError
-from dits.tasks.loaders.base import Files, Loader, Record, hub_files, no_layout, register, relative
+from dits.tasks.loaders.base import Files, Loader, Reading, Record, hub_files, no_layout, register
 from dits.tasks.loaders.readers import json_document, obj, parquet_rows, text
 
 NAME = "math"
@@ -52,20 +52,17 @@ def _numbered(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.json"), key=lambda file: (len(file.stem), file.stem))
 
 
-def read(root: Path, split: str, files: list[Path], seed: int) -> list[Record]:
-    del seed  # no context to split
+def read(root: Path, split: str, files: list[Path], reading: Reading) -> list[Record]:
+    del root, reading  # no id both layouts have (load keys each record by its text), no context
     records = []
     for file in files:
         if file.suffix == ".parquet":
-            rows = [
-                (f"{file}: row #{i}", f"{relative(root, file)}#{i}", row)
-                for i, row in enumerate(parquet_rows(file, COLUMNS))
-            ]
+            rows = [(f"{file}: row {i + 1}", row) for i, row in enumerate(parquet_rows(file, COLUMNS))]
         else:
-            rows = [(str(file), relative(root, file), obj(json_document(file), str(file)))]
-        for where, source_id, row in rows:
+            rows = [(str(file), obj(json_document(file), str(file)))]
+        for where, row in rows:
             answer = boxed_answer(text(row, "solution", where), where)
-            records.append(Record(split, source_id, text(row, "problem", where), "", "", (answer,)))
+            records.append(Record(split, "", text(row, "problem", where), "", "", (answer,)))
     return records
 
 

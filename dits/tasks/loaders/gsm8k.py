@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from dits.errors import DitsError
-from dits.tasks.loaders.base import Files, Loader, Record, hub_files, no_layout, register, relative
+from dits.tasks.loaders.base import Files, Loader, Reading, Record, hub_files, no_layout, register
 from dits.tasks.loaders.readers import json_lines, parquet_rows, text
 
 NAME = "gsm8k"
@@ -36,20 +36,17 @@ def find(root: Path) -> Files:
     raise no_layout(NAME, root, " and/or ".join(f"{split}.jsonl" for split in PUBLISHED), CONFIG)
 
 
-def read(root: Path, split: str, files: list[Path], seed: int) -> list[Record]:
-    del seed  # no context to split
+def read(root: Path, split: str, files: list[Path], reading: Reading) -> list[Record]:
+    del root, reading  # no id of its own (load keys each record by its text), no context to split
     records = []
     for file in files:
         if file.suffix == ".parquet":
-            rows = [
-                (f"{file}: row #{i}", f"{relative(root, file)}#{i}", row)
-                for i, row in enumerate(parquet_rows(file, COLUMNS))
-            ]
+            rows = [(f"{file}: row {i + 1}", row) for i, row in enumerate(parquet_rows(file, COLUMNS))]
         else:
-            rows = [(f"{file}: line {i + 1}", f"{file.name}#{i}", row) for i, row in json_lines(file)]
-        for where, source_id, row in rows:
+            rows = [(f"{file}: line {i + 1}", row) for i, row in json_lines(file)]
+        for where, row in rows:
             answer = final_answer(text(row, "answer", where), where)
-            records.append(Record(split, source_id, text(row, "question", where), "", "", (answer,)))
+            records.append(Record(split, "", text(row, "question", where), "", "", (answer,)))
     return records
 
 

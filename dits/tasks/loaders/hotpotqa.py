@@ -7,7 +7,8 @@ each a JSON list of ``{_id, question, answer, supporting_facts: [[title, sent_id
 
 Context split (the authors' ``dataloader/dataloader.py``): the supporting paragraphs, shuffled,
 dealt alternately from Alice; every other paragraph to Alice or Bob by a fair coin; each paragraph
-as its first sentence.
+as its first sentence (their ``sentences[i][0]``), so a supporting fact in a later sentence reaches
+neither agent. ``task.hotpotqa_paragraphs: whole`` gives each paragraph in full instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dits.errors import DitsError
 from dits.tasks.loaders.base import (
     Files,
     Loader,
+    Reading,
     Record,
     alternate,
     hub_files,
@@ -56,8 +58,9 @@ def find(root: Path) -> Files:
     raise no_layout(NAME, root, " and/or ".join(PUBLISHED.values()), CONFIG)
 
 
-def read(root: Path, split: str, files: list[Path], seed: int) -> list[Record]:
-    return [_record(split, q, seed) for file in files for q in questions(file, "_id", "id", "sentences")]
+def read(root: Path, split: str, files: list[Path], reading: Reading) -> list[Record]:
+    del root  # ids are the dataset's own
+    return [_record(split, q, reading) for file in files for q in questions(file, "_id", "id", "sentences")]
 
 
 def questions(file: Path, json_id: str, hub_id: str, hub_paragraph: str) -> list[Question]:
@@ -99,17 +102,25 @@ def supporting_first(q: Question) -> tuple[list[str], list[str]]:
     return supporting, [title for title in titles if title not in supporting]
 
 
-def _record(split: str, q: Question, seed: int) -> Record:
-    first = {title: sentences[0].strip() if sentences else "" for title, sentences in q.paragraphs}
+def whole(sentences: list[str]) -> str:
+    """Return a paragraph in full: its sentences joined as the dataset writes them, spaces included."""
+    return "".join(sentences).strip()
+
+
+def _record(split: str, q: Question, reading: Reading) -> Record:
+    if reading.whole_paragraphs:
+        shown = {title: whole(sentences) for title, sentences in q.paragraphs}
+    else:
+        shown = {title: sentences[0].strip() if sentences else "" for title, sentences in q.paragraphs}
     supporting, others = supporting_first(q)
-    rng = rng_for(seed, NAME, q.source_id)
+    rng = rng_for(reading.seed, NAME, q.source_id)
     rng.shuffle(supporting)
-    alice, bob = split_context(rng, [first[t] for t in supporting], [first[t] for t in others])
+    alice, bob = split_context(rng, [shown[t] for t in supporting], [shown[t] for t in others])
     return Record(split, q.source_id, q.question, alice, bob, (q.answer,))
 
 
 def _from_json(file: Path, i: int, raw: object, id_key: str) -> Question:
-    where = f"{file}: record #{i}"
+    where = f"{file}: record {i + 1}"
     item = obj(raw, where)
     source_id = text(item, id_key, where)
     where = f"{where} ({id_key} {source_id!r})"
@@ -144,7 +155,7 @@ def _hub_rows(file: Path, id_column: str, paragraph: str) -> list[dict[str, obje
 
 
 def _from_row(file: Path, i: int, row: dict[str, object], id_column: str, paragraph: str) -> Question:
-    where = f"{file}: row #{i}"
+    where = f"{file}: row {i + 1}"
     source_id = text(row, id_column, where)
     where = f"{where} ({id_column} {source_id!r})"
     titles = strings(row, "context.title", where)

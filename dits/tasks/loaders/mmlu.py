@@ -17,12 +17,12 @@ from dits.errors import DitsError
 from dits.tasks.loaders.base import (
     Files,
     Loader,
+    Reading,
     Record,
     choice_question,
     hub_files,
     no_layout,
     register,
-    relative,
 )
 from dits.tasks.loaders.readers import csv_rows, parquet_rows, strings, text
 
@@ -48,33 +48,31 @@ def _csv_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(pattern))
 
 
-def read(root: Path, split: str, files: list[Path], seed: int) -> list[Record]:
-    del seed  # no context to split
+def read(root: Path, split: str, files: list[Path], reading: Reading) -> list[Record]:
+    del root, reading  # no id of its own (load keys each record by its text), no context to split
     return [
         record
         for file in files
-        for record in (_hub(root, split, file) if file.suffix == ".parquet" else _published(split, file))
+        for record in (_hub(split, file) if file.suffix == ".parquet" else _published(split, file))
     ]
 
 
 def _published(split: str, file: Path) -> list[Record]:
     records = []
     for i, row in enumerate(csv_rows(file, NAMES)):
-        where = f"{file}: row #{i}"
+        where = f"{file}: row {i + 1}"
         if row["answer"] not in LETTERS:
             raise DitsError(f"{where}: answer = {row['answer']!r}; expected one of {', '.join(LETTERS)}")
         choices = [row[letter] for letter in LETTERS]
         answer = choices[LETTERS.index(row["answer"])]
-        records.append(
-            Record(split, f"{file.name}#{i}", choice_question(row["question"], choices), "", "", (answer,))
-        )
+        records.append(Record(split, "", choice_question(row["question"], choices), "", "", (answer,)))
     return records
 
 
-def _hub(root: Path, split: str, file: Path) -> list[Record]:
+def _hub(split: str, file: Path) -> list[Record]:
     records = []
     for i, row in enumerate(parquet_rows(file, COLUMNS)):
-        where = f"{file}: row #{i}"
+        where = f"{file}: row {i + 1}"
         choices = strings(row, "choices", where)
         answer = row["answer"]
         if len(choices) != len(LETTERS):
@@ -82,7 +80,7 @@ def _hub(root: Path, split: str, file: Path) -> list[Record]:
         if not (isinstance(answer, int) and 0 <= answer < len(choices)):
             raise DitsError(f"{where}: answer = {answer!r}; expected a choice index 0-{len(choices) - 1}")
         question = choice_question(text(row, "question", where), choices)
-        records.append(Record(split, f"{relative(root, file)}#{i}", question, "", "", (choices[answer],)))
+        records.append(Record(split, "", question, "", "", (choices[answer],)))
     return records
 
 

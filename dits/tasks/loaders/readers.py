@@ -50,13 +50,13 @@ def csv_rows(file: Path, names: list[str]) -> list[dict[str, str]]:
     """Return the rows of the header-less CSV file ``file`` as ``names`` -> field.
 
     pyarrow's parser: quoted fields keep their commas, ``|``, newlines and doubled quotes. A
-    row with another number of fields stops the read, named by its 0-based row index (rows,
+    row with another number of fields stops the read, named by its row number from 1 (rows,
     not lines: a quoted field may span lines).
     """
     ragged: list[tuple[int, int]] = []
 
     def note(row: pa_csv.InvalidRow) -> str:
-        ragged.append((row.number - 1, row.actual_columns))
+        ragged.append((row.number, row.actual_columns))
         return "skip"
 
     try:
@@ -75,7 +75,7 @@ def csv_rows(file: Path, names: list[str]) -> list[dict[str, str]]:
     if ragged:
         row, found = ragged[0]
         raise DitsError(
-            f"{file}: row #{row}: expected {len(names)} columns ({', '.join(names)}), found {found}"
+            f"{file}: row {row}: expected {len(names)} columns ({', '.join(names)}), found {found}"
         )
     return table.to_pylist()
 

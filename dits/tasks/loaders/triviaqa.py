@@ -27,6 +27,7 @@ from dits.errors import DitsError
 from dits.tasks.loaders.base import (
     Files,
     Loader,
+    Reading,
     Record,
     alternate,
     hub_files,
@@ -57,13 +58,13 @@ def find(root: Path) -> Files:
     raise no_layout(NAME, root, "qa/*-train.json, qa/*-dev.json and evidence/web/", CONFIG)
 
 
-def read(root: Path, split: str, files: list[Path], seed: int) -> list[Record]:
+def read(root: Path, split: str, files: list[Path], reading: Reading) -> list[Record]:
     records: dict[str, Record] = {}
     for file in files:
         rows = _hub(file) if file.suffix == ".parquet" else _published(root, file)
         for source_id, question, answers, descriptions in rows:
             if descriptions and source_id not in records:
-                rng = rng_for(seed, NAME, source_id)
+                rng = rng_for(reading.seed, NAME, source_id)
                 rng.shuffle(descriptions)
                 alice, bob = alternate(descriptions)
                 records[source_id] = Record(split, source_id, question, lines(alice), lines(bob), answers)
@@ -99,7 +100,7 @@ def _published(root: Path, file: Path) -> list[Row]:
 def _hub(file: Path) -> list[Row]:
     rows = []
     for i, row in enumerate(parquet_rows(file, COLUMNS)):
-        where = f"{file}: row #{i}"
+        where = f"{file}: row {i + 1}"
         source_id = text(row, "question_id", where)
         where = f"{where} (question_id {source_id!r})"
         answers = _answers(text(row, "answer.value", where), strings(row, "answer.aliases", where))

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dits.tasks.loaders.base import Files, Loader, Record, hub_files, no_layout, register, rng_for
-from dits.tasks.loaders.hotpotqa import Question, questions, split_context, supporting_first
+from dits.tasks.loaders.base import Files, Loader, Reading, Record, hub_files, no_layout, register, rng_for
+from dits.tasks.loaders.hotpotqa import Question, questions, split_context, supporting_first, whole
 from dits.tasks.loaders.readers import parquet_has
 
 NAME = "2wikimultihopqa"
@@ -34,8 +34,9 @@ def find(root: Path) -> Files:
     raise no_layout(NAME, root, " and/or ".join(PUBLISHED.values()), CONFIG)
 
 
-def read(root: Path, split: str, files: list[Path], seed: int) -> list[Record]:
-    return [_record(split, q, seed) for file in files for q in _questions(file)]
+def read(root: Path, split: str, files: list[Path], reading: Reading) -> list[Record]:
+    del root  # ids are the dataset's own
+    return [_record(split, q, reading.seed) for file in files for q in _questions(file)]
 
 
 def _questions(file: Path) -> list[Question]:
@@ -47,7 +48,7 @@ def _questions(file: Path) -> list[Question]:
 
 
 def _record(split: str, q: Question, seed: int) -> Record:
-    full = {title: "".join(sentences).strip() for title, sentences in q.paragraphs}
+    full = {title: whole(sentences) for title, sentences in q.paragraphs}
     supporting, others = supporting_first(q)
     rng = rng_for(seed, NAME, q.source_id)
     alice, bob = split_context(rng, [full[t] for t in supporting], [full[t] for t in others])
