@@ -42,6 +42,8 @@ def select_pairs(
         raise DitsError("select.by = 'influence': no influence table (run the influence stage first)")
     if not 0.0 <= alpha <= 1.0:
         raise DitsError(f"select.alpha = {alpha}: expected a fraction in [0, 1]")
+    if by == "influence":
+        _check_scored(pairs, influence, estimator)
     if influence is None:
         influence = pl.DataFrame(schema=INFLUENCE_COLUMNS)
     con = duckdb.connect()
@@ -58,3 +60,20 @@ def select_pairs(
         return con.sql(selection_sql(), params=params).pl()
     finally:
         con.close()
+
+
+def _check_scored(pairs: pl.DataFrame, influence: pl.DataFrame, estimator: str) -> None:
+    """Refuse a task none of whose pairs has a score from ``estimator``: it would select nothing.
+
+    grad_similarity has no score where no validation episode of SFT(k) reached the reference
+    threshold (``reference_chats`` is 0 in the influence metrics): there is no gradient to compare to.
+    """
+    scored = influence.filter((pl.col("estimator") == estimator) & pl.col("score").is_not_null())
+    for task in pairs["task"].unique(maintain_order=True):
+        ids = pairs.filter(pl.col("task") == task)["pair_id"]
+        if not scored["pair_id"].is_in(ids.implode()).any():
+            raise DitsError(
+                f"select.estimator = {estimator!r}: no pair of task {task} has a {estimator} score "
+                "(grad_similarity: no validation episode of SFT scored 1, see reference_chats in "
+                "metrics/influence); select by finite_difference, or give influence more val episodes"
+            )

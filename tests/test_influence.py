@@ -106,6 +106,7 @@ def test_grad_similarity_is_the_cosine_and_zero_for_a_zero_gradient():
 def test_auc_counts_ties_half_and_swap_flips_texts_but_keeps_q():
     assert auc(np.array([3.0, 2.0, 1.0]), np.array([False, False, True])) == 1.0
     assert auc(np.array([1.0, 1.0]), np.array([False, True])) == 0.5
+    assert np.isnan(auc(np.array([1.0, np.nan]), np.array([False, True])))  # a missing score: no AUC
     frame = pairs_frame(10)
     noisy = swap(frame, 0.2, seed=0)
     assert noisy["swapped"].sum() == 2
@@ -138,6 +139,13 @@ def test_every_pair_of_a_complete_group_gets_its_group_score(one_run):
     assert (fd["val_episodes"] == 6).all()
     assert cost(rows)["groups"] == 4
     assert fd["changed_episodes"].sum() > 0  # the invariance tests below compare scores that move
+
+
+def test_grad_similarity_without_a_reference_scores_null_not_zero():
+    r = run(influence(estimators=["grad_similarity"]))
+    r.reference = None  # what a run gets when no validation episode of SFT scores 1
+    rows = r.shard((0, 1))
+    assert rows.height == 8 and rows["score"].null_count() == 8
 
 
 def test_a_run_takes_group_size_and_estimators_from_the_influence_section():

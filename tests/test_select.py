@@ -89,6 +89,16 @@ def test_by_influence_reads_only_the_named_estimator_and_skips_unscored_pairs():
     assert selected["pair_id"].to_list() == ["p2", "p3", "p1"]  # p4, p5 unscored; n still 5
 
 
+def test_an_estimator_with_no_score_for_a_task_stops_instead_of_selecting_nothing():
+    unscored = pl.DataFrame(
+        {"pair_id": ["p1", "p2"], "estimator": ["grad_similarity"] * 2, "score": [None, None]},
+        schema={"pair_id": pl.String, "estimator": pl.String, "score": pl.Float64},
+    )
+    with pytest.raises(DitsError, match=r"^select.estimator = 'grad_similarity': no pair of task t has a"):
+        select_pairs(PAIRS, "influence", 0.5, 1.0, influence=unscored, estimator="grad_similarity")
+    assert select_pairs(PAIRS, "q", 0.4, 1.0, influence=unscored)["pair_id"].to_list() == ["p1", "p5"]
+
+
 def test_flat_influence_normalises_to_zero_so_h_is_gamma_q():
     scores = influence({p: 0.3 for p in PAIRS["pair_id"]})
     selected = select_pairs(PAIRS, "influence", alpha=0.4, gamma=1.0, influence=scores)

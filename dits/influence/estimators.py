@@ -111,7 +111,7 @@ def validate(
 @dataclass(frozen=True)
 class GroupScore:
     group_id: int
-    score: float
+    score: float | None  # None: the estimator has nothing to measure against (no reference gradient)
     f_perturbed: float | None
     f_base: float | None
     changed_episodes: int

@@ -147,8 +147,8 @@ class InfluenceRun:
                 self.warm_scores, perturbed, self.influence.step_lr
             )
         if "grad_similarity" in self.estimators and ids:
-            if self.reference is None:
-                scores["grad_similarity"] = [GroupScore(0, 0.0, None, None, 0, 0) for _ in ids]
+            if self.reference is None:  # no validation episode of SFT(k) scored 1: nothing to point at
+                scores["grad_similarity"] = [GroupScore(0, None, None, None, 0, 0) for _ in ids]
             else:
                 scores["grad_similarity"] = grad_similarity(gradients, self.reference)
         seconds = (time.perf_counter() - start + self.seconds / n) / max(len(ids), 1)

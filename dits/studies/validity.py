@@ -113,9 +113,13 @@ def swap(pairs: pl.DataFrame, fraction: float, seed: int) -> pl.DataFrame:
 
 
 def auc(scores: np.ndarray, corrupted: np.ndarray) -> float:
-    """P(a clean group scores above a corrupted one), ties count half; NaN if one side is empty."""
+    """P(a clean group scores above a corrupted one), ties count half; NaN if one side is empty.
+
+    NaN too when a group has no score (grad_similarity without a reference): a missing score is
+    not a tie.
+    """
     clean, bad = scores[~corrupted], scores[corrupted]
-    if not len(clean) or not len(bad):
+    if not len(clean) or not len(bad) or np.isnan(scores.astype(float)).any():
         return float("nan")
     diff = clean[:, None] - bad[None, :]
     return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
