@@ -38,11 +38,11 @@ TINY = {
         "eval_examples": 4,
     },
     "sample": {"samples_per_example": 2, "max_new_tokens": 12, "max_messages": 4},
-    "sft": {"min_reward": -10.0, "epochs": 1.0, "batch_size": 8},
+    "sft": {"min_reward": -10.0, "epochs": 1.0, "batch_size": 2},
     "search": {"selections": 2, "rollouts": 2, "normaliser_dialogues": 4, "shards": 2},
     "pairs": {"exchange_q_min": -10.0, "debate_q_min": -10.0, "gap": 0.0},
     "influence": {"warmup_steps": 2, "warmup_batch": 2, "group_size": 1, "val_episodes": 2, "shards": 2},
-    "dpo": {"epochs": 1.0, "batch_size": 4},
+    "dpo": {"epochs": 2.0, "batch_size": 1},
     "evaluate": {"max_new_tokens": 12},
     "toa": {
         "questions": 3,
