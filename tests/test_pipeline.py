@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -111,28 +112,38 @@ def _table_hashes(repo: Path) -> dict[str, str]:
     return hashes
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> tuple[Path, subprocess.Popen, Path]:
-    """Two copies of the tiny pipeline, reproduced at once (most of a run is process start-up).
+# `repro`, the first copy of the tiny pipeline, reproduced and waited for, is tests/conftest.py's: one
+# run a session, shared with tests/test_readme.py.
 
-    The first is waited for here; the second, for the same-seed test, runs on in the background.
+
+@pytest.fixture(scope="session", autouse=True)
+def second_run(tmp_path_factory) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """A second copy of the tiny pipeline, for the same-seed test, reproduced in the background.
+
+    Session-scoped and autouse (for this module's tests only) so that it starts before `repro`
+    builds the first: the two run at once (most of a run is process start-up).
     """
     second = _make_repo(tmp_path_factory.mktemp("run2"))
     log = (second / "repro.log").open("w")
     background = subprocess.Popen(
         ["dvc", "repro"], cwd=second, env=_env(), stdout=log, stderr=subprocess.STDOUT
     )
-    repo = _make_repo(tmp_path_factory.mktemp("run1"))
-    result = _run(["dvc", "repro"], repo)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    yield repo, background, second
+    yield background, second
     background.kill()
     background.wait()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _stop_second_run(second_run) -> Iterator[None]:
+    """The background run ends with this module, not with the session."""
+    yield
+    second_run[0].kill()
+    second_run[0].wait()
+
+
 @pytest.fixture(scope="module")
-def repro(runs) -> Path:
-    return runs[0]
+def runs(repro: Path, second_run) -> tuple[Path, subprocess.Popen, Path]:
+    return repro, *second_run
 
 
 @pytest.mark.slow
