@@ -395,8 +395,24 @@ class BackendParams:
 
 
 @dataclass(frozen=True)
-class TrainLaunchParams:
-    """How the training stages (sft, dpo, toa_reward, toa_train) run: one process, or N under a launcher."""
+class LoraParams:
+    """PEFT LoRA adapters of ``train.method: lora``, merged into the model each fit saves."""
+
+    r: int = param(16, "adapter rank (PEFT r)", min=1)
+    alpha: float = param(32.0, "adapter scale numerator (PEFT lora_alpha)", min=0.0)
+    dropout: float = param(0.05, "dropout on the adapters' input (PEFT lora_dropout)", min=0.0, max=1.0)
+    target_modules: list[str] = param(
+        ["all-linear"],
+        "modules that get an adapter (PEFT target_modules; all-linear: every linear layer but the head)",
+    )
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """How SFT, DPO and the TOA reward model train (sft, dpo, toa_reward, toa_train); dits/train/arguments.py.
+
+    The embedded models (bootstrap, toa_policies) train in fp32 with their own sections' values.
+    """
 
     launcher: str = param(
         "local",
@@ -412,6 +428,23 @@ class TrainLaunchParams:
         "a fit with fewer optimizer steps stops (one with a learning rate of 0 at every step always does)",
         min=1,
     )
+    precision: str = param(
+        "fp32",
+        "the weights' dtype and the trainer's autocast: bf16 or fp16 halve the memory of the weights "
+        "(a full fine-tune in fp16 keeps fp32 weights for the loss scaler; fp16 needs a GPU)",
+        choices=("fp32", "bf16", "fp16"),
+    )
+    gradient_checkpointing: bool = param(
+        False, "recompute each layer's activations in the backward pass: less memory, ~1/3 more compute"
+    )
+    method: str = param(
+        "full",
+        "full: every weight trains (DPO's reference is the start model, loaded once); lora: PEFT "
+        "adapters on a frozen model (DPO's reference is that model with the adapters off)",
+        paper="full (8 GPUs)",
+        choices=("full", "lora"),
+    )
+    lora: LoraParams = param(LoraParams(), "the adapters of method: lora")
 
 
 @dataclass(frozen=True)
@@ -435,7 +468,7 @@ class Params:
     dpo: DPOParams = param(DPOParams(), "DPO on the selected pairs")
     evaluate: EvaluateParams = param(EvaluateParams(), "evaluation")
     toa: TOAParams = param(TOAParams(), "TOA: multi-model search and its baselines (arXiv 2412.17061)")
-    train: TrainLaunchParams = param(TrainLaunchParams(), "where the training stages run")
+    train: TrainParams = param(TrainParams(), "how and where SFT, DPO and the reward model train")
     backend: BackendParams = param(BackendParams(), "inference")
 
 

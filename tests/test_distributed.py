@@ -14,7 +14,7 @@ import torch
 
 from dits.backends.load import load_model
 from dits.backends.reward import RewardScorer
-from dits.config import BootstrapParams, DPOParams, SFTParams, TrainLaunchParams
+from dits.config import BootstrapParams, DPOParams, SFTParams, TrainParams
 from dits.embedded.bootstrap import build_model, make_tokenizer, scripted_chats
 from dits.embedded.scripts import Noise
 from dits.errors import DitsError
@@ -27,7 +27,7 @@ from dits.train.fit import Fit, fit_dpo, fit_sft, trainer_path
 
 TINY = BootstrapParams(seed=0, hidden_size=32, layers=1, heads=2, intermediate_size=64, vocab_size=400)
 TOLERANCE = 1e-4  # nats; measured: 0 to 3e-6 (the same rows, summed in another order)
-TORCHRUN = TrainLaunchParams(launcher="torchrun", processes=2)
+TORCHRUN = TrainParams(launcher="torchrun", processes=2)
 # On CPU, accelerate starts N processes only from a MULTI_GPU config with use_cpu (it then runs
 # torchrun, gloo); MULTI_CPU on one machine, like --cpu --num_processes 2, runs one process.
 ACCELERATE_CPU = """compute_environment: LOCAL_MACHINE
@@ -90,7 +90,7 @@ def assert_same_training(one: dict, two: dict, out_one, out_two) -> float:
 def test_sft_under_torchrun_in_two_processes_trains_as_one_process(base, tmp_path):
     path, chats = base
     sft = dataclasses.asdict(SFTParams(learning_rate=3e-3, epochs=5.0, batch_size=4, max_length=256))
-    one = train(TrainLaunchParams(), fit("sft", path, chats, sft, tmp_path / "one"))  # 20 steps
+    one = train(TrainParams(), fit("sft", path, chats, sft, tmp_path / "one"))  # 20 steps
     two = train(TORCHRUN, fit("sft", path, chats, sft, tmp_path / "two"))
     assert_same_training(one, two, tmp_path / "one", tmp_path / "two")
 
@@ -99,11 +99,11 @@ def test_dpo_under_accelerate_in_two_processes_trains_as_one_process(base, tmp_p
     path, chats = base
     config = tmp_path / "cpu.yaml"
     config.write_text(ACCELERATE_CPU.format(kind="MULTI_GPU"))
-    launch = TrainLaunchParams(launcher="accelerate", processes=2, accelerate_config=str(config))
+    launch = TrainParams(launcher="accelerate", processes=2, accelerate_config=str(config))
     dpo = dataclasses.asdict(
         DPOParams(beta=0.1, learning_rate=1e-2, epochs=3.75, batch_size=4, max_length=256)
     )
-    one = train(TrainLaunchParams(), fit("dpo", path, dpo_rows(chats), dpo, tmp_path / "one"))  # 15 steps
+    one = train(TrainParams(), fit("dpo", path, dpo_rows(chats), dpo, tmp_path / "one"))  # 15 steps
     two = train(launch, fit("dpo", path, dpo_rows(chats), dpo, tmp_path / "two"))
     assert_same_training(one, two, tmp_path / "one", tmp_path / "two")
 
@@ -115,7 +115,7 @@ def test_reward_model_under_torchrun_reports_as_one_process(base, tmp_path):
         for r in dpo_rows(chats)
     ]
     rm = dict(learning_rate=1e-3, epochs=3.0, batch_size=4, max_length=256, held_out=0.25)
-    one = train(TrainLaunchParams(), fit("reward", path, pairs, rm, tmp_path / "one"))
+    one = train(TrainParams(), fit("reward", path, pairs, rm, tmp_path / "one"))
     two = train(TORCHRUN, fit("reward", path, pairs, rm, tmp_path / "two"))
     print(f"reward one process {one}\nreward two processes {two}")
     gap = max(abs(a - b) for a, b in zip(one.pop("loss"), two.pop("loss"), strict=True))
@@ -128,7 +128,7 @@ def test_a_launcher_that_starts_one_process_of_two_is_refused(base, tmp_path):
     path, chats = base
     config = tmp_path / "cpu.yaml"
     config.write_text(ACCELERATE_CPU.format(kind="MULTI_CPU"))  # runs ONE process, silently
-    launch = TrainLaunchParams(launcher="accelerate", processes=2, accelerate_config=str(config))
+    launch = TrainParams(launcher="accelerate", processes=2, accelerate_config=str(config))
     sft = dataclasses.asdict(SFTParams(batch_size=4))
     with pytest.raises(
         DitsError, match=r"^sft test: .*train.processes = 2 but the launcher started a world of 1"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 import torch
 
 from dits.backends.hf import HFBackend
+from dits.backends.load import load_model
 from dits.config import BootstrapParams, DPOParams, SFTParams
 from dits.embedded.bootstrap import build_model, make_tokenizer, scripted_chats
 from dits.embedded.scripts import Noise
@@ -22,6 +25,15 @@ def tiny():
     chats = scripted_chats([get_task("synthetic-exchange", 0)], 20, 0, Noise())
     tokenizer = make_tokenizer(chats, TINY)
     return build_model(tokenizer, TINY), tokenizer, chats
+
+
+def tiny_saved(folder: Path, dtype: torch.dtype = torch.float32):
+    """``tiny()`` saved and loaded back, as a stage's fit loads it: DPO's reference comes from there."""
+    model, tokenizer, chats = tiny()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    loaded, tokenizer = load_model(folder, dtype)
+    return loaded, tokenizer, chats
 
 
 def test_sft_lowers_the_loss_on_its_data():
@@ -46,9 +58,9 @@ def test_sft_lowers_the_loss_on_its_data():
     assert trainer_log and trainer_log[-1] < trainer_log[0]
 
 
-def test_dpo_raises_the_chosen_message_over_the_rejected():
+def test_dpo_raises_the_chosen_message_over_the_rejected(tmp_path):
     torch.manual_seed(0)
-    model, tokenizer, chats = tiny()
+    model, tokenizer, chats = tiny_saved(tmp_path)
     prompt = chats[0][:1]
     pairs = pl.DataFrame(
         {
@@ -92,8 +104,8 @@ def test_sft_whose_one_step_is_warm_up_stops_before_training_and_leaves_the_mode
     assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
 
 
-def test_fit_with_fewer_steps_than_train_min_steps_stops_with_one_line():
-    model, tokenizer, chats = tiny()
+def test_fit_with_fewer_steps_than_train_min_steps_stops_with_one_line(tmp_path):
+    model, tokenizer, chats = tiny_saved(tmp_path)
     pairs = pl.DataFrame({"prompt": [chats[0][:1]] * 4, "chosen": ["a"] * 4, "rejected": ["b"] * 4})
     dpo = DPOParams(beta=0.1, learning_rate=1e-3, epochs=1.0, batch_size=2, max_length=256)
     with pytest.raises(

@@ -14,7 +14,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from transformers import AutoModelForSequenceClassification, set_seed
 
 from dits.backends.limits import length_limit
@@ -24,8 +23,9 @@ from dits.backends.reward import RewardScorer
 from dits.errors import DitsError
 from dits.progress import log
 from dits.seeds import content_id
+from dits.train.arguments import FP32, Recipe, save_trained
 from dits.train.guard import MovesGuard
-from dits.train.world import per_device, save_trained
+from dits.train.world import per_device
 
 FIELDS = {"prompt": list, "chosen": str, "rejected": str}
 
@@ -89,6 +89,7 @@ def train_reward_model(
     seed: int,
     label: str = "reward model",
     min_steps: int = 1,
+    recipe: Recipe = FP32,
 ) -> dict:
     """Train a reward model from ``base`` on the pairs outside the held-out split; save it to ``out``.
 
@@ -98,6 +99,8 @@ def train_reward_model(
     and the held-out pair accuracy with its binomial standard error and n. The accuracies are
     measured on the saved model, so a sharded run (``dits.train.world``) scores what it wrote; in
     several processes only the main one measures and reports, the others return an empty dict.
+    ``recipe`` sets precision, checkpointing and full or LoRA (the score head then trains in full
+    beside the adapters).
     """
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
@@ -110,7 +113,7 @@ def train_reward_model(
     set_seed(seed)  # the new score head is drawn when the model loads
     with model_files(base), suppress_seqcls_warning():
         model = AutoModelForSequenceClassification.from_pretrained(
-            str(base), num_labels=1, dtype=torch.float32, local_files_only=True
+            str(base), num_labels=1, dtype=recipe.dtype, local_files_only=True
         )
     model.config.pad_token_id = tokenizer.pad_token_id  # RewardTrainer sets it too; the scorer needs it first
     scorer = RewardScorer(model.to(default_device()), tokenizer, batch_size)
@@ -128,29 +131,18 @@ def train_reward_model(
     steps = math.ceil(math.ceil(len(train) / batch_size) * epochs)
     with tempfile.TemporaryDirectory(prefix="dits-rm-") as tmp:
         args = RewardConfig(
-            output_dir=tmp,
+            **recipe.arguments(tmp, seed=seed, logging_steps=max(1, steps // 5), warmup=0.1),
             learning_rate=learning_rate,
             num_train_epochs=epochs,
             per_device_train_batch_size=per_device(batch_size, "toa.reward_model.batch_size"),
             max_length=limit,
-            lr_scheduler_type="cosine",
-            warmup_steps=0.1,
-            use_cpu=not torch.cuda.is_available(),
-            bf16=False,
-            gradient_checkpointing=False,
-            save_strategy="no",
-            report_to=[],
-            logging_steps=max(1, steps // 5),  # a few points of the loss curve
-            disable_tqdm=True,
-            seed=seed,
-            data_seed=seed,
-            dataloader_num_workers=0,
         )
         trainer = RewardTrainer(
             model=model,
             args=args,
             train_dataset=Dataset.from_list(reward_rows(train)),
             processing_class=tokenizer,
+            peft_config=recipe.peft_config("SEQ_CLS"),
             callbacks=[MovesGuard(label, len(train), batch_size, min_steps)],
         )
         trainer.train()
@@ -182,6 +174,7 @@ def _responses(pairs: Sequence[dict]) -> list[str]:
 
 def fit_reward(fit) -> dict:
     """The ``Fit`` trainer of TOA's reward model (``train_reward_model`` on ``fit.rows``, the pairs)."""
+    fit.recipe.check(fit.label)
     return train_reward_model(
         fit.model,
         fit.rows,
@@ -189,5 +182,6 @@ def fit_reward(fit) -> dict:
         seed=fit.seed,
         label=fit.label,
         min_steps=fit.min_steps,
+        recipe=fit.recipe,
         **fit.settings,
     )

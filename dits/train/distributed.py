@@ -24,14 +24,14 @@ import tempfile
 from collections import deque
 from pathlib import Path
 
-from dits.config import TrainLaunchParams
+from dits.config import TrainParams
 from dits.errors import DitsError
 from dits.progress import log
 from dits.storage import atomic
 from dits.train.fit import Fit, run
 
 
-def train(launch: TrainLaunchParams, fit: Fit) -> dict:
+def train(launch: TrainParams, fit: Fit) -> dict:
     """Return ``fit``'s report once its model is saved: trained here, or in ``launch.processes`` processes."""
     if launch.launcher == "local":
         return run(fit)
@@ -57,7 +57,7 @@ def train(launch: TrainLaunchParams, fit: Fit) -> dict:
     return result["report"]
 
 
-def launcher_command(launch: TrainLaunchParams) -> list[str]:
+def launcher_command(launch: TrainParams) -> list[str]:
     """Return the launcher's command line up to the module it runs, or a one-line DitsError."""
     n = str(launch.processes)
     if launch.launcher == "torchrun":

@@ -1,23 +1,23 @@
-"""DPO with TRL's DPOTrainer: full fine-tune of the iteration's SFT model on the selected pairs.
+"""DPO with TRL's DPOTrainer: the iteration's SFT model trained on the selected pairs.
 
-The reference model is a frozen copy of the same SFT model (as the authors'
-``train/sft_dpo_DI_test.py``: DPO starts from the iteration's SFT model with that model as
-reference). TRL 1.16 cannot build a reference from an in-memory model without ``name_or_path``, so
-the copy is passed explicitly.
+The reference is the model DPO starts from (as the authors' ``train/sft_dpo_DI_test.py``: DPO
+starts from the iteration's SFT model with that model as reference). TRL provides it: for a full
+fine-tune it loads the start model once more from its directory (the model's ``name_or_path``),
+in the model's dtype; under ``train.method: lora`` there is no second model at all, the reference
+is the same weights with the adapters disabled.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
+from dits.errors import DitsError
+from dits.train.arguments import FP32, Recipe, save_trained
 from dits.train.guard import MovesGuard
-from dits.train.world import per_device, save_trained
+from dits.train.world import per_device
 
 if TYPE_CHECKING:
     from dits.config import DPOParams
@@ -45,6 +45,7 @@ def train_dpo(
     out: Path | None = None,
     label: str = "dpo",
     min_steps: int = 1,
+    recipe: Recipe = FP32,
 ):
     """Train ``model`` in place with DPO on ``rows`` and return it in eval mode; save it to ``out`` if given.
 
@@ -52,36 +53,33 @@ def train_dpo(
     seeds the trainer and its data order, the same in every process of a multi-process run, where
     each takes its share of ``dpo.batch_size`` pairs per step and only ``out`` saves the model whole.
     A run that cannot move the model stops first (``MovesGuard``; ``label`` names it). The loss is
-    logged about five times a run, every step of a short one.
+    logged about five times a run, every step of a short one. ``recipe`` sets precision,
+    checkpointing and full or LoRA (``dits.train.arguments``). The model must have been loaded from
+    a directory (its ``name_or_path``): a full fine-tune's reference is loaded from there.
     """
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
+    if recipe.method == "full" and not model.config.name_or_path:
+        raise DitsError(
+            f"{label}: a full fine-tune's DPO reference is loaded from the model's directory, and this "
+            "model was not loaded from one; save it and load it back with from_pretrained"
+        )
+
     with tempfile.TemporaryDirectory(prefix="dits-dpo-") as tmp:
+        steps = math.ceil(math.ceil(len(rows) / dpo.batch_size) * dpo.epochs)
         args = DPOConfig(
-            output_dir=tmp,
+            **recipe.arguments(tmp, seed=seed, logging_steps=max(1, steps // 5), warmup=0.1),
             beta=dpo.beta,
             learning_rate=dpo.learning_rate,
             num_train_epochs=dpo.epochs,
             per_device_train_batch_size=per_device(dpo.batch_size, "dpo.batch_size"),
             max_length=dpo.max_length,
-            lr_scheduler_type="cosine",
-            warmup_steps=0.1,
-            use_cpu=not torch.cuda.is_available(),
-            bf16=False,
-            gradient_checkpointing=False,
-            save_strategy="no",
-            report_to=[],
-            logging_steps=max(1, math.ceil(math.ceil(len(rows) / dpo.batch_size) * dpo.epochs) // 5),
-            disable_tqdm=True,
-            seed=seed,
-            data_seed=seed,
-            dataloader_num_workers=0,
         )
         trainer = DPOTrainer(
             model=model,
-            ref_model=copy.deepcopy(model).eval(),
             args=args,
+            peft_config=recipe.peft_config("CAUSAL_LM"),
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
             callbacks=[MovesGuard(label, len(rows), dpo.batch_size, min_steps)],

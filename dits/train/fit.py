@@ -26,6 +26,7 @@ from dits.backends.limits import length_limit
 from dits.backends.load import load_model
 from dits.config import DPOParams, Params, SFTParams
 from dits.errors import DitsError
+from dits.train.arguments import FP32, Recipe
 from dits.train.dpo import train_dpo
 from dits.train.sft import train_sft
 from dits.train.world import size
@@ -46,6 +47,11 @@ class Fit:
     seed: int
     threads: int  # CPU threads per process (backend.threads)
     min_steps: int = 1  # fewer optimizer steps stop the fit (train.min_steps)
+    recipe: Recipe = FP32  # precision, checkpointing, full or LoRA (the train section)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.recipe, dict):  # read back from a launcher's spec file
+            object.__setattr__(self, "recipe", Recipe(**self.recipe))
 
     @classmethod
     def of(
@@ -70,6 +76,7 @@ class Fit:
             params.seed,
             params.backend.threads,
             params.train.min_steps,
+            Recipe.of(params.train),
         )
 
 
@@ -90,7 +97,8 @@ def run(fit: Fit) -> dict:
 
 def fit_sft(fit: Fit) -> dict:
     """SFT (``train_sft``) on ``fit.rows``, the chats; return the loss records."""
-    model, tokenizer = load_model(fit.model)
+    fit.recipe.check(fit.label)
+    model, tokenizer = load_model(fit.model, fit.recipe.dtype)
     losses: list[dict] = []
     sft = SFTParams(**fit.settings)
     sft = dataclasses.replace(sft, max_length=length_limit(sft.max_length, model, tokenizer))
@@ -108,13 +116,15 @@ def fit_sft(fit: Fit) -> dict:
         out=Path(fit.out),
         label=fit.label,
         min_steps=fit.min_steps,
+        recipe=fit.recipe,
     )
     return {"loss": losses}
 
 
 def fit_dpo(fit: Fit) -> dict:
     """DPO (``train_dpo``) on ``fit.rows``, the pairs; return the loss records."""
-    model, tokenizer = load_model(fit.model)
+    fit.recipe.check(fit.label)
+    model, tokenizer = load_model(fit.model, fit.recipe.dtype)
     losses: list[dict] = []
     dpo = DPOParams(**fit.settings)
     dpo = dataclasses.replace(dpo, max_length=length_limit(dpo.max_length, model, tokenizer))
@@ -128,6 +138,7 @@ def fit_dpo(fit: Fit) -> dict:
         out=Path(fit.out),
         label=fit.label,
         min_steps=fit.min_steps,
+        recipe=fit.recipe,
     )
     return {"loss": losses}
 

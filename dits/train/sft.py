@@ -13,12 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from dits.backends.base import Chat
 from dits.backends.render import assistant_tokens
+from dits.train.arguments import FP32, Recipe, save_trained
 from dits.train.guard import MovesGuard
-from dits.train.world import per_device, save_trained
+from dits.train.world import per_device
 
 if TYPE_CHECKING:
     from dits.config import SFTParams
@@ -39,6 +38,7 @@ def train_sft(
     out: Path | None = None,
     label: str = "sft",
     min_steps: int = 1,
+    recipe: Recipe = FP32,
 ):
     """Train ``model`` in place on ``chats`` and return it in eval mode; save it to ``out`` if given.
 
@@ -49,38 +49,28 @@ def train_sft(
     each takes its share of ``sft.batch_size`` rows per step, and the model must be saved through
     ``out``: only the trainer can gather a sharded model. A run that cannot move the model (fewer
     than ``min_steps`` steps, or a learning rate of 0 at every step) stops first (``MovesGuard``);
-    ``label`` names it in that line.
+    ``label`` names it in that line. ``recipe`` sets precision, checkpointing and full or LoRA
+    (``dits.train.arguments``); with LoRA the returned model holds the adapters, merged in ``out``.
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     with tempfile.TemporaryDirectory(prefix="dits-sft-") as tmp:
         args = SFTConfig(
-            output_dir=tmp,
+            **recipe.arguments(tmp, seed=seed, logging_steps=logging_steps, warmup=warmup_ratio),
             learning_rate=sft.learning_rate,
             num_train_epochs=sft.epochs,
             max_steps=max_steps,
             per_device_train_batch_size=per_device(sft.batch_size, "sft.batch_size"),
             max_length=sft.max_length,
-            warmup_steps=warmup_ratio,  # a float < 1 is a ratio in transformers 5
-            lr_scheduler_type="cosine",
             assistant_only_loss=False,  # the rows carry their assistant_masks
-            use_cpu=not torch.cuda.is_available(),
-            bf16=False,
-            gradient_checkpointing=False,
-            save_strategy="no",
-            report_to=[],
-            logging_steps=logging_steps,
-            disable_tqdm=True,
-            seed=seed,
-            data_seed=seed,
-            dataloader_num_workers=0,
         )
         trainer = SFTTrainer(
             model=model,
             args=args,
             train_dataset=Dataset.from_list([_row(tokenizer, c) for c in chats]),
             processing_class=tokenizer,
+            peft_config=recipe.peft_config("CAUSAL_LM"),
             callbacks=[MovesGuard(label, len(chats), sft.batch_size, min_steps), *callbacks],
         )
         trainer.train()

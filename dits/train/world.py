@@ -8,7 +8,6 @@ step (the paper's "32 (8 GPUs x 4)"), so N processes take the same steps on the 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from dits.errors import DitsError
 
@@ -27,16 +26,3 @@ def per_device(batch_size: int, field: str) -> int:
             "so a step could not have the rows of a one-process step; make it one"
         )
     return batch_size // world
-
-
-def save_trained(trainer, out: Path) -> None:
-    """Save the trained model and its tokenizer to ``out``, written by the main process only.
-
-    Every process must call this: under FSDP or DeepSpeed ZeRO-3 each holds a shard, and
-    ``Trainer.save_model`` gathers the whole state dict before the main process writes it. The
-    trainer's ``training_args.bin`` is dropped: it is no part of the model, and the pickled temp
-    paths inside it would give the output a new hash at every run.
-    """
-    trainer.save_model(str(out))
-    if trainer.args.should_save:
-        (out / "training_args.bin").unlink()
