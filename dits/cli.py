@@ -274,6 +274,13 @@ def cmd_data(args: argparse.Namespace) -> None:
             print(line)
 
 
+def cmd_plan(args: argparse.Namespace) -> None:
+    from dits.plan import main as plan_main
+
+    for line in plan_main(args.params, args.model, args.gpu_gib, args.format):
+        print(line)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dits",
@@ -451,6 +458,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     export.add_argument("--data", default="data", help="tables directory (default data)")
     export.set_defaults(func=cmd_export)
+
+    plan = sub.add_parser(
+        "plan",
+        help="memory and compute of every stage for the params, from the model's config alone",
+        epilog="examples:\n  dits plan\n"
+        "  dits plan --params profiles/hotpotqa-llama3-8b.yaml --model /ckpt/llama3-8b\n"
+        "  dits plan --format json | jq '.stages[] | {stage, memory_gib}'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plan.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    plan.add_argument(
+        "--model", help="a directory with the model's config.json (default: model.base; weights not needed)"
+    )
+    plan.add_argument(
+        "--gpu-gib", type=float, default=80.0, help="memory of the GPU a process gets (default 80)"
+    )
+    plan.add_argument("--format", choices=("text", "json"), default="text", help="json: for scripts")
+    plan.set_defaults(func=cmd_plan)
 
     data = sub.add_parser("data", help="check a dataset directory before running on it")
     data_sub = data.add_subparsers(dest="data_command", required=True)
