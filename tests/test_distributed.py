@@ -10,16 +10,11 @@ import dataclasses
 import sys
 
 import pytest
-import torch
 
 from dits.backends.load import load_model
 from dits.backends.reward import RewardScorer
 from dits.config import BootstrapParams, DPOParams, SFTParams, TrainParams
-from dits.embedded.bootstrap import build_model, make_tokenizer, scripted_chats
-from dits.embedded.scripts import Noise
 from dits.errors import DitsError
-from dits.storage.atomic import save_model
-from dits.tasks.registry import get_task
 from dits.toa.reward_model import fit_reward
 from dits.train import world
 from dits.train.distributed import train
@@ -37,16 +32,6 @@ num_processes: 2
 mixed_precision: 'no'
 use_cpu: true
 """
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    torch.manual_seed(0)
-    chats = scripted_chats([get_task("synthetic-exchange", 0)], 8, 0, Noise())[:16]
-    tokenizer = make_tokenizer(chats, TINY)
-    path = tmp_path_factory.mktemp("base") / "model"
-    save_model(build_model(tokenizer, TINY), tokenizer, path)
-    return path, chats
 
 
 TRAINERS = {"sft": fit_sft, "dpo": fit_dpo, "reward": fit_reward}

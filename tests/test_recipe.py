@@ -15,17 +15,12 @@ import torch
 import trl
 from test_reward_model import TRAIN as RM_TRAIN
 from test_reward_model import make_pairs
-from test_train import TINY
 from tiny import tiny_chat_model
 
 from dits.backends.load import load_model
 from dits.backends.reward import RewardScorer
 from dits.config import DPOParams, LoraParams, SFTParams, TrainParams, load_params
-from dits.embedded.bootstrap import build_model, make_tokenizer, scripted_chats
-from dits.embedded.scripts import Noise
 from dits.errors import DitsError
-from dits.storage.atomic import save_model
-from dits.tasks.registry import get_task
 from dits.toa.reward_model import train_reward_model
 from dits.train.arguments import FP32, Recipe
 from dits.train.dpo import train_dpo
@@ -34,16 +29,6 @@ from dits.train.fit import Fit, fit_dpo, fit_sft, trainer_path
 LORA = Recipe.of(TrainParams(method="lora", lora=LoraParams(r=4, alpha=8.0, dropout=0.0)))
 SFT = SFTParams(learning_rate=3e-3, epochs=2.0, batch_size=4, max_length=256)
 DPO = DPOParams(beta=0.1, learning_rate=1e-2, epochs=2.0, batch_size=2, max_length=256)
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    torch.manual_seed(0)
-    chats = scripted_chats([get_task("synthetic-exchange", 0)], 8, 0, Noise())[:8]
-    tokenizer = make_tokenizer(chats, TINY)
-    path = tmp_path_factory.mktemp("base") / "model"
-    save_model(build_model(tokenizer, TINY), tokenizer, path)
-    return path, chats
 
 
 def _pairs(chats) -> list[dict]:
