@@ -21,7 +21,7 @@ LAYERS = [
     {"launch"},
     {"stages"},
     {"studies"},
-    {"cli", "show", "diff", "treeview", "export", "datacheck"},
+    {"cli", "show", "diff", "treeview", "export", "datacheck", "plan"},
 ]
 # The one arrow up: params.yaml's task names are checked against the task catalog, which is data.
 ALLOWED = {("dits/config.py", "dits/tasks/catalog.py")}
