@@ -167,18 +167,6 @@ def test_a_lora_fit_saves_the_merged_model_and_leaves_its_start(base, tmp_path, 
     assert all(torch.equal(v, start[k]) for k, v in _weights(load_model(path)[0]).items())
 
 
-def test_a_bf16_lora_update_below_bf16_precision_stops_in_one_line(base, tmp_path):
-    """At lr 1e-9 the merged adapters round away in bf16: saving that as "trained" is refused."""
-    path, chats = base
-    recipe = dataclasses.replace(LORA, precision="bf16")
-    settings = dataclasses.asdict(dataclasses.replace(SFT, learning_rate=1e-9))
-    out = tmp_path / "out"
-    with pytest.raises(DitsError, match="change no weight of the torch.bfloat16 model once merged"):
-        fit_sft(Fit(trainer_path(fit_sft), str(path), chats, settings, str(out), "sft", seed=0, threads=1,
-                    recipe=recipe))  # fmt: skip
-    assert not (out / "model.safetensors").exists()
-
-
 def test_bf16_with_checkpointing_trains_on_a_cpu(base, tmp_path):
     path, chats = base
     out = tmp_path / "out"

@@ -134,32 +134,6 @@ def save_trained(trainer, out: Path) -> None:
             "use a DDP accelerate config or train.method: full"
         )
     if trainer.args.should_save:
-        if not _adapters_move(model):
-            raise DitsError(
-                f"{out}: the trained LoRA adapters change no weight of the {model.dtype} model once merged "
-                "(the update is below its precision); raise the learning rate or the steps, or train in fp32"
-            )
         merged = model.merge_and_unload()
         merged.save_pretrained(str(out))
         trainer.processing_class.save_pretrained(str(out))
-
-
-def _adapters_move(model) -> bool:
-    """True if merging the adapters changes some weight at the weights' own dtype.
-
-    Merging adds B·A to a weight in its dtype, the add PEFT's ``merge`` does; in bf16 an update
-    smaller than half the weight's spacing rounds away, and the saved "trained" model would be its
-    start. One layer at a time, so no second copy of the model is held.
-    """
-    from peft.tuners.lora import LoraLayer
-
-    for module in model.modules():
-        if not isinstance(module, LoraLayer):
-            continue
-        weight = module.get_base_layer().weight
-        for adapter in module.active_adapters:
-            if adapter in module.lora_A:
-                delta = module.get_delta_weight(adapter).to(weight.dtype)
-                if bool(((weight + delta) != weight).any()):
-                    return True
-    return False
