@@ -76,41 +76,20 @@ def test_work_scales_with_the_params_counts(config_only):
     ]
 
 
+def _plan(model, *extra: str) -> int:
+    """`dits plan` on the committed params.yaml and ``model``, with ``extra`` flags."""
+    return main(["plan", "--params", str(REPO / "params.yaml"), "--model", str(model), *extra])
+
+
 def test_a_stage_over_the_gpu_gets_a_one_line_warning(config_only, capsys):
-    assert (
-        main(
-            [
-                "plan",
-                "--params",
-                str(REPO / "params.yaml"),
-                "--model",
-                str(config_only[0]),
-                "--gpu-gib",
-                "0.001",
-            ]
-        )
-        == 0
-    )
+    assert _plan(config_only[0], "--gpu-gib", "0.001") == 0
     out = capsys.readouterr().out
     warnings = [line for line in out.splitlines() if line.startswith("warning: ")]
     assert warnings and any(w.startswith("warning: sft@0: needs ") for w in warnings)
 
 
 def test_json_for_scripts(config_only, capsys):
-    assert (
-        main(
-            [
-                "plan",
-                "--params",
-                str(REPO / "params.yaml"),
-                "--model",
-                str(config_only[0]),
-                "--format",
-                "json",
-            ]
-        )
-        == 0
-    )
+    assert _plan(config_only[0], "--format", "json") == 0
     data = json.loads(capsys.readouterr().out)
     assert data["model"]["parameters"] == config_only[1]
     assert {s["stage"] for s in data["stages"]} >= {"sft@2", "dpo@2", "toa_search"}
