@@ -310,6 +310,12 @@ class TOAParams:
     topk_child: int = param(1, "responses of the chosen arm descended into", paper="1", min=1)
     single_model: int = param(0, "index in the model list of random sampling's and PRS's one model", min=0)
     moa_layers: int = param(3, "MoA n_iter: layers per stack", paper="4 alignment, 3 WMT", min=1)
+    moa_references: int = param(
+        0,
+        "MoA num_aggregation: previous-layer answers each layer reads, drawn at random (0 = all K)",
+        paper="K",
+        min=0,
+    )
     temperature: float = param(
         0.7, "sampling temperature of every method", paper="0.7 (0.8 TOA data)", min=0.0
     )
@@ -445,6 +451,13 @@ class TrainParams:
         choices=("full", "lora"),
     )
     lora: LoraParams = param(LoraParams(), "the adapters of method: lora")
+    micro_batch_size: int = param(
+        0,
+        "rows each process runs forward and backward at once, accumulating gradients up to the step's "
+        "batch (the loss is the same; the activations are the micro-batch's); 0: the whole share at once",
+        paper="4 (SFT), 1 (DPO) a GPU",
+        min=0,
+    )
 
 
 @dataclass(frozen=True)

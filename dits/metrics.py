@@ -22,6 +22,30 @@ _ARTICLES = {"a", "an", "the"}
 _PUNCT = str.maketrans("", "", string.punctuation.replace(".", "").replace("-", ""))
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
+# The final-answer normalisation of Minerva (Lewkowycz et al. 2022, arXiv 2206.14858, appendix D),
+# which the DITS/Optima authors apply to every extracted ``\boxed{}`` (``answerParser/parser.py``,
+# ``math_parser``): textual replacements, then unit words and TeX decorations removed.
+_REPLACED = (
+    ("an ", ""), ("a ", ""), (".$", "$"), ("\\$", ""), ("\\ ", ""), (" ", ""), ("mbox", "text"),
+    (",\\text{and}", ","), ("\\text{and}", ","), ("\\text{m}", "\\text{}"),
+)  # fmt: skip
+_REMOVED = (
+    "square", "ways", "integers", "dollars", "mph", "inches", "ft", "hours", "km", "units",
+    "\\ldots", "sue", "points", "feet", "minutes", "digits", "cents", "degrees", "cm", "gm",
+    "pounds", "meters", "meals", "edges", "students", "childrentickets", "multiples",
+    "\\text{s}", "\\text{.}", "\\text{\ns}", "\\text{}^2", "\\text{}^3", "\\text{\n}",
+    "\\text{}", "\\mathrm{th}", "^\\circ", "^{\\circ}", "\\;", ",\\!", "{,}", '"', "\\dots",
+)  # fmt: skip
+_UNWRAPPED = (
+    (re.compile(r"(.*?)(\$)(.*?)(\$)(.*)"), "$\\3$"),
+    (re.compile(r"(\\text\{)(.*?)(\})"), "\\2"),
+    (re.compile(r"(\\textbf\{)(.*?)(\})"), "\\2"),
+    (re.compile(r"(\\overline\{)(.*?)(\})"), "\\2"),
+    (re.compile(r"(\\boxed\{)(.*)(\})"), "\\2"),
+    (re.compile(r"(frac)([^{])(.)"), "frac{\\2}{\\3}"),
+    (re.compile(r"(sqrt)([^{])"), "sqrt{\\2}"),
+)
+
 
 def _canonical_number(word: str) -> str:
     value = float(word)
@@ -78,6 +102,24 @@ def exact_match(prediction: str, answers: Iterable[str]) -> float:
     """
     pred = normalize_words(prediction)
     return float(any(pred == normalize_words(answer) for answer in answers))
+
+
+def normalize_final_answer(answer: str) -> str:
+    """Return a boxed answer as Minerva's rule normalises it: ``x = 7``, ``18 dollars`` and
+    ``\\text{7}`` all become ``7``, ``1,000`` becomes ``1000``.
+
+    Applied to GSM8K predictions, as the authors' parser does, so an answer written with its
+    variable, its unit or a ``\\text{}`` still scores.
+    """
+    answer = answer.split("=")[-1]
+    for before, after in _REPLACED:
+        answer = answer.replace(before, after)
+    for expression in _REMOVED:
+        answer = answer.replace(expression, "")
+    for pattern, replacement in _UNWRAPPED:
+        answer = pattern.sub(replacement, answer)
+    answer = answer.replace("$", "")
+    return answer.replace(",", "") if answer.replace(",", "").isdigit() else answer
 
 
 def latex_equivalent(prediction: str, answers: Iterable[str]) -> float:

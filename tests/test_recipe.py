@@ -167,6 +167,18 @@ def test_a_lora_fit_saves_the_merged_model_and_leaves_its_start(base, tmp_path, 
     assert all(torch.equal(v, start[k]) for k, v in _weights(load_model(path)[0]).items())
 
 
+def test_a_bf16_lora_update_below_bf16_precision_stops_in_one_line(base, tmp_path):
+    """At lr 1e-9 the merged adapters round away in bf16: saving that as "trained" is refused."""
+    path, chats = base
+    recipe = dataclasses.replace(LORA, precision="bf16")
+    settings = dataclasses.asdict(dataclasses.replace(SFT, learning_rate=1e-9))
+    out = tmp_path / "out"
+    with pytest.raises(DitsError, match="change no weight of the torch.bfloat16 model once merged"):
+        fit_sft(Fit(trainer_path(fit_sft), str(path), chats, settings, str(out), "sft", seed=0, threads=1,
+                    recipe=recipe))  # fmt: skip
+    assert not (out / "model.safetensors").exists()
+
+
 def test_bf16_with_checkpointing_trains_on_a_cpu(base, tmp_path):
     path, chats = base
     out = tmp_path / "out"
@@ -191,11 +203,36 @@ def test_bf16_with_checkpointing_trains_on_a_cpu(base, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(saved.parameters(), start.parameters(), strict=True))
 
 
-def test_checkpointing_changes_no_loss(base):
-    """Recomputing activations in the backward pass gives the same gradients, so the same losses."""
+def test_micro_batches_accumulate_to_the_step_batch(monkeypatch):
+    assert FP32.batching(8, "sft.batch_size") == {
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+    }
+    assert Recipe(micro_batch_size=2).batching(8, "sft.batch_size") == {
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 4,
+    }
+    assert Recipe(micro_batch_size=4).batching(2, "dpo.batch_size")["gradient_accumulation_steps"] == 1
+    with pytest.raises(DitsError, match=r"^sft\.batch_size = 8: each process's 8 rows are not a multiple of"):
+        Recipe(micro_batch_size=3).batching(8, "sft.batch_size")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # each of two processes takes 4 rows, 2 at a time
+    assert Recipe(micro_batch_size=2).batching(8, "sft.batch_size") == {
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [Recipe(gradient_checkpointing=True), Recipe(micro_batch_size=1)],
+    ids=["checkpointing", "micro-batches"],
+)
+def test_checkpointing_and_micro_batches_change_no_loss(base, changed):
+    """Recomputed activations, or a step's rows run one at a time with accumulated gradients, give the
+    same gradients as the whole batch at once, so the same losses."""
     path, chats = base
     losses = []
-    for checkpointing in (False, True):
+    for recipe in (FP32, changed):
         model, tokenizer = load_model(path)
         log: list[dict] = []
         from dits.train.sft import train_sft
@@ -209,7 +246,7 @@ def test_checkpointing_changes_no_loss(base):
             warmup_ratio=0.1,
             logging_steps=1,
             log=log,
-            recipe=Recipe(gradient_checkpointing=checkpointing),
+            recipe=recipe,
         )
         losses.append([r["loss"] for r in log])
     assert len(losses[0]) > 1

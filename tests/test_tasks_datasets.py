@@ -128,6 +128,13 @@ def test_debate_scores_are_exact_match_and_math_is_latex_equivalence():
     assert get_task("mmlu", 0).score("whales", _example(("whale",))) == 0.0
 
 
+@pytest.mark.parametrize("boxed", ["x = 7", "18 dollars", r"\text{7}", r"\$7", "7.00"])
+def test_a_gsm8k_answer_with_its_variable_unit_or_text_scores_as_the_authors_parser_reads_it(boxed):
+    gold = "18" if "18" in boxed else "7"
+    assert get_task("gsm8k", 0).score(boxed, _example((gold,))) == 1.0
+    assert get_task("gsm8k", 0).score(boxed.replace("7", "8").replace("18", "19"), _example((gold,))) == 0.0
+
+
 def test_chance_of_multiple_choice_is_one_over_the_choices():
     question = "Which?\nPlease choose your answer from ['a cat', 'dog', 'eel']"
     assert get_task("arc", 0).chance([_example(("dog",), question)]) == pytest.approx(1 / 3)

@@ -161,6 +161,35 @@ def test_moa_with_fewer_layers_than_n_iter_is_one_short_stack():
     assert len(recorder.calls) == 2
 
 
+def test_moa_with_fewer_references_keeps_one_shuffle_per_layer_in_the_authors_order():
+    """num_aggregation < K: the K answers are shuffled once per layer, the first ones go to every model."""
+    recorder = Recorder()
+    plays = moa(QUESTIONS, MODELS, n=5, n_iter=3, references=2, rng=random.Random(7),
+                generate=recorder.generate, reward=recorder.reward)  # fmt: skip
+    authors = random.Random(7)  # one module, question by question, stack by stack, layer by layer
+    for question in plays:
+        by_t = {p.t: p for p in question}
+        for stack, depth in ((0, 3), (1, 2)):
+            for j in range(1, depth):
+                order = [0, 1, 2]
+                authors.shuffle(order)
+                below = [(stack * 3 + j - 1) * 3 + m + 1 for m in range(3)]
+                layer = [by_t[(stack * 3 + j) * 3 + m + 1] for m in range(3)]
+                assert {p.references for p in layer} == {tuple(below[i] for i in order[:2])}
+    texts = {r.play: r.references for call in recorder.calls for r in call if r.question == 0}
+    assert texts[4] == tuple(f"q0/{MODELS[t - 1]}/{t}" for t in plays[0][3].references)
+
+
+def test_moa_with_all_references_draws_nothing_and_with_more_than_k_refuses():
+    rng = random.Random(3)
+    state = rng.getstate()
+    io = dict(generate=Recorder().generate, reward=Recorder().reward)
+    moa(QUESTIONS, MODELS, n=4, n_iter=2, references=3, rng=rng, **io)
+    assert rng.getstate() == state
+    with pytest.raises(DitsError, match="moa_references = 4: a layer has only the K = 3"):
+        moa(QUESTIONS, MODELS, n=4, n_iter=2, references=4, rng=rng, **io)
+
+
 @pytest.mark.parametrize("method_fn", [parallel_ensemble, sequential_refinement])
 def test_a_question_with_its_own_generator_plays_the_same_alone_or_beside_others(method_fn):
     def models_of(questions: list[str], seeds: list[int]) -> list[list[str]]:

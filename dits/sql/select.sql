@@ -1,7 +1,7 @@
 -- Top-α selection of one iteration's preference pairs (DITS, arXiv 2502.00955, Eq. 15 of v1;
 -- the authors' ``local_influence/generate_influence_dataset.py``).
 --
---   H = (I − min I) / (max I − min I) + γ · Q(chosen)      per task, ties broken by pair_id,
+--   H = (I − min I) / (max I − min I) + γ · Q(chosen)      per task, ties broken by a seeded draw,
 --   keep the first floor(α · n) pairs, n = the task's pairs.
 --
 -- Relations: pairs (one iteration's pairs table) and influence(pair_id, estimator, score).
@@ -9,14 +9,16 @@
 --   $by        'influence' | 'q' | 'random' | 'all'
 --   $alpha     fraction kept (paper 0.5)
 --   $gamma     weight of Q(chosen) (paper 1: code adds raw Q to min-max-normalised influence)
---   $seed      order of by = 'random'
+--   $seed      the draw that orders by = 'random' and breaks every tie
 --   $estimator the influence estimator that by = 'influence' reads
 --
 -- Each task is selected on its own, as each task trains its own model. When max I = min I (no
 -- validation outcome moved) the normalised influence is 0 and H = γ·Q. Under by = 'influence' a
 -- pair with no score (the authors' incomplete last group) is never eligible but still counts in n.
--- by = 'q' ranks by γ·Q alone; 'random' by md5(pair_id/seed), stable across DuckDB versions;
--- 'all' keeps every pair, ranked by pair_id. H is null where it is not used.
+-- by = 'q' ranks by γ·Q alone; 'random' by the draw alone; 'all' keeps every pair, in the draw's
+-- order. H is null where it is not used. The draw is md5(pair_id/seed), stable across DuckDB
+-- versions: with few validation episodes influence takes few values, and breaking its many ties by
+-- pair_id (a hash of the pair's content) would let one fixed order pick the pairs at every seed.
 
 WITH scored AS (
     SELECT p.pair_id, p.task, p.q_chosen, i.score AS influence
@@ -50,7 +52,7 @@ ranked AS (
             PARTITION BY task
             ORDER BY
                 h DESC NULLS LAST,
-                CASE WHEN $by = 'random' THEN md5(pair_id || '/' || CAST($seed AS VARCHAR)) END,
+                md5(pair_id || '/' || CAST($seed AS VARCHAR)),
                 pair_id
         ) AS rank
     FROM normalised

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dits.metrics import exact_match, latex_equivalent, token_f1
+from dits.metrics import exact_match, latex_equivalent, normalize_final_answer, token_f1
 from dits.tasks.base import Example, Family, register_dataset
 from dits.tasks.catalog import LAYOUTS
 
@@ -38,12 +38,15 @@ class DatasetTask:
         equivalence for MATH.
 
         The F1 normalises words without a model (``dits.metrics``); the paper's F1 on the Llama
-        tokenizer is ``token_f1(..., tokenize=paper_tokenize(tokenizer.tokenize))``.
+        tokenizer is ``token_f1(..., tokenize=paper_tokenize(tokenizer.tokenize))``. A GSM8K
+        answer is first normalised as the authors' parser does (``x = 7``, ``18 dollars``).
         """
         if self.family == "exchange":
             return token_f1(prediction, example.answers)
         if self.name == "math":
             return latex_equivalent(prediction, example.answers)
+        if self.name == "gsm8k":
+            return exact_match(normalize_final_answer(prediction), example.answers)
         return exact_match(prediction, example.answers)
 
     def chance(self, examples: list[Example]) -> float:

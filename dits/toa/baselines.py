@@ -14,7 +14,8 @@ at 2i + 1, MoA's j-th layer at 2j + 1. ``Play.normalised`` is None: no baseline 
 
 Randomness is a seeded ``random.Random``, because the authors draw with Python's ``random.shuffle``:
 the same seed gives the same permutations as their seeded module. Only the methods whose authors'
-code draws take one; PRS and MoA (with ``num_aggregation`` = K, as in every script) draw nothing.
+code draws take one; PRS draws nothing, and MoA draws only when it aggregates fewer references than
+the K models wrote (``num_aggregation`` < K; every one of the authors' scripts uses K).
 """
 
 from __future__ import annotations
@@ -194,6 +195,8 @@ def moa(
     n_iter: int,
     generate: Generate,
     reward: Reward,
+    references: int = 0,
+    rng: Rng | None = None,
 ) -> list[list[Play]]:
     """Return Mixture-of-Agents as the authors run it: n layers of K answers in stacks of ``n_iter``.
 
@@ -204,11 +207,20 @@ def moa(
     stacks and n layers in all, the last stack cut short. Stacks are independent, so layer j of all
     stacks is one step; play t = (stack * n_iter + j) * K + model index + 1 is the authors' order.
     ``n_iter`` is 4 for alignment and 3 for WMT in the authors' scripts.
+
+    ``references`` below K (``num_aggregation``) keeps that many of layer j - 1's answers: as the
+    authors' ``aggregate_responses``, the K answers are shuffled once per layer and the first
+    ``references`` go to every model of the layer. The shuffles are drawn per question in the
+    authors' order (stack by stack, layer by layer), so ``rng`` seeded as their module gives their
+    draws. 0 means K: nothing is shuffled and ``rng`` is not needed.
     """
     if n_iter < 1:
         raise DitsError(f"MoA n_iter = {n_iter}: a stack needs at least one layer (the authors use 3 or 4)")
     k = len(models)
+    if references > k:
+        raise DitsError(f"toa.moa_references = {references}: a layer has only the K = {k} models' answers")
     depths = [min(n_iter, n - start) for start in range(0, n, n_iter)]
+    kept = _aggregations(len(questions), k, depths, references or k, rng)
     below: dict[tuple[int, int], list[Play]] = {}  # (question, stack) -> the stack's latest layer
     plays: list[Play] = []
     asks: list[_Ask] = []
@@ -218,7 +230,7 @@ def moa(
             for s, depth in enumerate(depths):
                 if j >= depth:
                     continue
-                prev = below.get((q, s), [])
+                prev = [below[q, s][i] for i in kept[q][s][j]] if j else []
                 for m, model in enumerate(models):
                     request = GenerationRequest(
                         q, model, None, (s * n_iter + j) * k + m + 1, tuple(p.text for p in prev)
@@ -231,3 +243,30 @@ def moa(
         plays += made
         asks += step
     return _by_question(len(questions), plays, asks)
+
+
+def _aggregations(
+    n_questions: int, k: int, depths: Sequence[int], references: int, rng: Rng | None
+) -> list[list[list[list[int]]]]:
+    """Which of layer j - 1's K answers layer j of each stack reads: ``[question][stack][j]``.
+
+    With all K nothing is drawn; with fewer, one shuffle of the K per layer j > 0, in the authors'
+    order within a question (stack, then layer).
+    """
+    everything = list(range(k))
+    if references == k:
+        return [[[everything] * depth for depth in depths] for _ in range(n_questions)]
+    if rng is None:
+        raise DitsError("MoA with fewer references than models draws which to keep: it needs an rng")
+    kept = []
+    for draw in _per_question(rng, n_questions):
+        stacks = []
+        for depth in depths:
+            layers = [everything]
+            for _ in range(1, depth):
+                order = list(everything)
+                draw.shuffle(order)
+                layers.append(order[:references])
+            stacks.append(layers)
+        kept.append(stacks)
+    return kept

@@ -139,7 +139,8 @@ def run_method(
     if method == "prs":
         return baselines.prs(ids, single, n=k * n, **io)
     if method == "moa":
-        return baselines.moa(ids, models, n=n, n_iter=params.moa_layers, **io)
+        return baselines.moa(ids, models, n=n, n_iter=params.moa_layers,
+                             references=params.moa_references, rng=rngs, **io)  # fmt: skip
     raise DitsError(f"toa.methods: unknown method {method!r}; known: {', '.join(METHODS)}")
 
 

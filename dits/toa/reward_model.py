@@ -25,7 +25,6 @@ from dits.progress import log
 from dits.seeds import content_id
 from dits.train.arguments import FP32, Recipe, save_trained
 from dits.train.guard import MovesGuard
-from dits.train.world import per_device
 
 FIELDS = {"prompt": list, "chosen": str, "rejected": str}
 
@@ -134,7 +133,7 @@ def train_reward_model(
             **recipe.arguments(tmp, seed=seed, logging_steps=max(1, steps // 5), warmup=0.1),
             learning_rate=learning_rate,
             num_train_epochs=epochs,
-            per_device_train_batch_size=per_device(batch_size, "toa.reward_model.batch_size"),
+            **recipe.batching(batch_size, "toa.reward_model.batch_size"),
             max_length=limit,
         )
         trainer = RewardTrainer(

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from dits.config import LoraParams
 from dits.errors import DitsError
+from dits.train.world import per_device
 
 if TYPE_CHECKING:
     from dits.config import TrainParams
@@ -34,14 +36,37 @@ class Recipe:
     precision: str = "fp32"  # fp32, bf16 or fp16 (train.precision)
     gradient_checkpointing: bool = False
     method: str = "full"  # full or lora
-    lora: dict[str, Any] = field(default_factory=dict)  # train.lora's fields, for method lora
+    lora: dict[str, Any] = field(default_factory=lambda: dataclasses.asdict(LoraParams()))  # train.lora
+    micro_batch_size: int = 0  # rows forward and backward at once (train.micro_batch_size; 0: a whole share)
 
     @classmethod
     def of(cls, train: TrainParams) -> Recipe:
         """The recipe of the ``train`` params section."""
         return cls(
-            train.precision, train.gradient_checkpointing, train.method, dataclasses.asdict(train.lora)
+            train.precision,
+            train.gradient_checkpointing,
+            train.method,
+            dataclasses.asdict(train.lora),
+            train.micro_batch_size,
         )
+
+    def batching(self, batch_size: int, field: str) -> dict[str, int]:
+        """The per-device batch and gradient accumulation that make a step of ``batch_size`` rows.
+
+        Each process takes its share of the step's rows (``dits.train.world``); with a micro-batch
+        size it runs them that many at a time and accumulates the gradients, so a step still has
+        ``batch_size`` rows and the loss is the same, at the memory of the micro-batch.
+        """
+        share = per_device(batch_size, field)
+        micro = self.micro_batch_size
+        if not micro or micro >= share:
+            return {"per_device_train_batch_size": share, "gradient_accumulation_steps": 1}
+        if share % micro:
+            raise DitsError(
+                f"{field} = {batch_size}: each process's {share} rows are not a multiple of "
+                f"train.micro_batch_size = {micro}, so a step could not be whole micro-batches; make them one"
+            )
+        return {"per_device_train_batch_size": micro, "gradient_accumulation_steps": share // micro}
 
     @property
     def dtype(self) -> torch.dtype:
@@ -134,6 +159,32 @@ def save_trained(trainer, out: Path) -> None:
             "use a DDP accelerate config or train.method: full"
         )
     if trainer.args.should_save:
+        if not _adapters_move(model):
+            raise DitsError(
+                f"{out}: the trained LoRA adapters change no weight of the {model.dtype} model once merged "
+                "(the update is below its precision); raise the learning rate or the steps, or train in fp32"
+            )
         merged = model.merge_and_unload()
         merged.save_pretrained(str(out))
         trainer.processing_class.save_pretrained(str(out))
+
+
+def _adapters_move(model) -> bool:
+    """True if merging the adapters changes some weight at the weights' own dtype.
+
+    Merging adds B·A to a weight in its dtype, the add PEFT's ``merge`` does; in bf16 an update
+    smaller than half the weight's spacing rounds away, and the saved "trained" model would be its
+    start. One layer at a time, so no second copy of the model is held.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    for module in model.modules():
+        if not isinstance(module, LoraLayer):
+            continue
+        weight = module.get_base_layer().weight
+        for adapter in module.active_adapters:
+            if adapter in module.lora_A:
+                delta = module.get_delta_weight(adapter).to(weight.dtype)
+                if bool(((weight + delta) != weight).any()):
+                    return True
+    return False

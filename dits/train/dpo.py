@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from dits.errors import DitsError
 from dits.train.arguments import FP32, Recipe, save_trained
 from dits.train.guard import MovesGuard
-from dits.train.world import per_device
 
 if TYPE_CHECKING:
     from dits.config import DPOParams
@@ -73,7 +72,7 @@ def train_dpo(
             beta=dpo.beta,
             learning_rate=dpo.learning_rate,
             num_train_epochs=dpo.epochs,
-            per_device_train_batch_size=per_device(dpo.batch_size, "dpo.batch_size"),
+            **recipe.batching(dpo.batch_size, "dpo.batch_size"),
             max_length=dpo.max_length,
         )
         trainer = DPOTrainer(

@@ -17,7 +17,6 @@ from dits.backends.base import Chat
 from dits.backends.render import assistant_tokens
 from dits.train.arguments import FP32, Recipe, save_trained
 from dits.train.guard import MovesGuard
-from dits.train.world import per_device
 
 if TYPE_CHECKING:
     from dits.config import SFTParams
@@ -61,7 +60,7 @@ def train_sft(
             learning_rate=sft.learning_rate,
             num_train_epochs=sft.epochs,
             max_steps=max_steps,
-            per_device_train_batch_size=per_device(sft.batch_size, "sft.batch_size"),
+            **recipe.batching(sft.batch_size, "sft.batch_size"),
             max_length=sft.max_length,
             assistant_only_loss=False,  # the rows carry their assistant_masks
         )
