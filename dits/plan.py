@@ -14,9 +14,15 @@ Memory, per process:
   residuals, gate, up, their product) in the compute dtype, plus the fp32 logits and their
   gradient (``2·V·4`` bytes a token); gradient checkpointing keeps only each layer's input (``h``)
   and one layer's activations at a time.
-- inference: the weights plus the KV cache (``2 · layers · kv_heads · head_dim`` values a token)
-  for a batch of full-length sequences, against ``backend.vllm.gpu_memory_utilization`` of the GPU
-  on vLLM.
+- inference: the weights plus the KV cache (``2 · layers · kv_heads · head_dim`` values a token).
+  transformers keeps the cache of a whole batch of full-length sequences (``backend.batch_size``).
+  vLLM takes ``backend.vllm.gpu_memory_utilization`` of the GPU up front and pages the cache into
+  what the weights leave, so it never runs out: it runs fewer sequences at once (at most
+  ``backend.vllm.max_num_seqs``). The plan says how many full-length sequences fit, and warns only
+  when not even one does. A sequence is a dialogue at its limits, capped at the context
+  (``backend.vllm.max_model_len`` or the model's ``max_position_embeddings``).
+- training runs ``train.micro_batch_size`` rows forward and backward at once (or a process's whole
+  share of the step), so the activations are the micro-batch's.
 
 Token counts are upper bounds: every message at its token limit, every dialogue at its message
 limit, every tree at ``selections`` pairs. They say how the stages compare and what grows with
@@ -50,6 +56,7 @@ class Shape:
     intermediate: int
     kv: int  # key (= value) width: kv_heads · head_dim
     vocab: int
+    context: int  # max_position_embeddings (0 where the config has none)
 
 
 @dataclass
@@ -57,6 +64,7 @@ class StagePlan:
     stage: str
     kind: str  # train or inference
     memory_gib: dict[str, float] = field(default_factory=dict)  # the peak's parts and "peak"
+    at_once: int = 0  # sequences forwarded together: a micro-batch (both sides of a pair) or a batch
     generated_tokens: int = 0
     forward_tokens: int = 0
     trained_tokens: int = 0
@@ -71,6 +79,14 @@ def model_shape(path: str, train: Recipe) -> Shape:
 
     from dits.backends.render import model_files
 
+    local = Path(path)
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise DitsError(f"{path}: no config.json; dits plan needs the model's config (and nothing else)")
+        if "model_type" not in json.loads((local / "config.json").read_text()):
+            raise DitsError(
+                f"{path}/config.json: no model_type field, so transformers cannot tell the architecture"
+            )
     with model_files(path):
         config = AutoConfig.from_pretrained(str(path), local_files_only=True)
     with torch.device("meta"):
@@ -95,6 +111,7 @@ def model_shape(path: str, train: Recipe) -> Shape:
         intermediate=getattr(text, "intermediate_size", 4 * text.hidden_size),
         kv=kv_heads * head_dim,
         vocab=text.vocab_size,
+        context=getattr(text, "max_position_embeddings", 0) or 0,
     )
 
 
@@ -124,14 +141,30 @@ def training_memory(
     return out
 
 
+def kv_bytes(shape: Shape, dtype_bytes: int, length: int) -> int:
+    """The KV cache of one sequence of ``length`` tokens: keys and values of every layer."""
+    return 2 * shape.layers * shape.kv * dtype_bytes * length
+
+
 def inference_memory(shape: Shape, dtype_bytes: int, sequences: int, length: int) -> dict[str, float]:
     """Weights plus the KV cache of ``sequences`` sequences of ``length`` tokens, in GiB."""
     parts = {
         "weights": shape.parameters * dtype_bytes / GIB,
-        "kv_cache": 2 * shape.layers * shape.kv * dtype_bytes * sequences * length / GIB,
+        "kv_cache": kv_bytes(shape, dtype_bytes, length) * sequences / GIB,
     }
     parts["peak"] = sum(parts.values())
     return parts
+
+
+def engine_memory(
+    shape: Shape, dtype_bytes: int, share_gib: float, length: int, most: int
+) -> tuple[dict, int]:
+    """A vLLM engine's memory (its whole share: weights and the paged cache) and the sequences of
+    ``length`` tokens that run at once in it, at most ``most`` (``max_num_seqs``)."""
+    weights = shape.parameters * dtype_bytes / GIB
+    cache = max(0.0, share_gib - weights)
+    fit = int(cache * GIB // kv_bytes(shape, dtype_bytes, length)) if length else most
+    return {"weights": weights, "kv_cache": cache, "peak": max(share_gib, weights)}, min(fit, most)
 
 
 def plan(params: Params, gpu_gib: float = 80.0, model: str | None = None) -> tuple[Shape, list[StagePlan]]:
@@ -141,39 +174,46 @@ def plan(params: Params, gpu_gib: float = 80.0, model: str | None = None) -> tup
     n, tasks, b = shape.parameters, len(params.task.names), params.backend
     vllm = b.name == "vllm"
     infer_bytes = 4 if (not vllm or b.vllm.dtype == "float32") else 2
-    budget = gpu_gib * (b.vllm.gpu_memory_utilization if vllm else 1.0)
+    share = gpu_gib * (b.vllm.gpu_memory_utilization if vllm else 1.0)
     processes = params.train.processes if params.train.launcher != "local" else 1
     s, t = params.sample, params.task
     dialogue = s.max_messages * s.max_new_tokens  # tokens of a dialogue at its limits
-    length = b.vllm.max_model_len or dialogue
-    batch = b.vllm.max_num_seqs if vllm else b.batch_size
+    context = (b.vllm.max_model_len if vllm else 0) or shape.context or dialogue
+    length = min(dialogue, context)
 
     def infer(stage: str, generated: int, forward: int = 0) -> StagePlan:
-        p = StagePlan(stage, "inference", inference_memory(shape, infer_bytes, batch, length))
+        if vllm:
+            memory, at_once = engine_memory(shape, infer_bytes, share, length, b.vllm.max_num_seqs)
+            short = at_once < 1
+            one = memory["weights"] + kv_bytes(shape, infer_bytes, length) / GIB
+            needs = f"{one:.3g} GiB for weights and one sequence"
+        else:
+            memory, at_once = inference_memory(shape, infer_bytes, b.batch_size, length), b.batch_size
+            short = memory["peak"] > share
+            needs = f"{memory['peak']:.3g} GiB for weights and the KV cache of {b.batch_size} sequences"
+        p = StagePlan(stage, "inference", memory, at_once)
         p.generated_tokens, p.forward_tokens = generated, forward
         p.flops = 2.0 * n * (generated + forward)
-        if p.memory_gib["peak"] > budget:
-            p.warning = (
-                f"{stage}: needs {p.memory_gib['peak']:.1f} GiB for weights and the KV cache of {batch} "
-                f"sequences of {length} tokens, over the {budget:.1f} GiB it gets"
-            )
+        if short:
+            p.warning = f"{stage}: needs {needs} of {length} tokens, over the {share:.3g} GiB it gets"
         return p
 
     def fit(
         stage: str, rows: int, step_rows: int, length: int, epochs: float, pairs: bool, dpo: bool
     ) -> StagePlan:
         """A trainer's stage: ``rows`` rows (chosen and rejected sequences when ``pairs``)."""
-        per_step = math.ceil(step_rows / processes) * (2 if pairs else 1)
-        memory = training_memory(shape, recipe, per_step, length, reference=dpo)
-        p = StagePlan(stage, "train", memory)
+        each = math.ceil(step_rows / processes)  # a process's rows of a step
+        at_once = min(recipe.micro_batch_size or each, each) * (2 if pairs else 1)
+        memory = training_memory(shape, recipe, at_once, length, reference=dpo)
+        p = StagePlan(stage, "train", memory, at_once)
         p.trained_tokens = int(rows * (2 if pairs else 1) * length * epochs)
         p.forward_tokens = p.trained_tokens if dpo else 0  # the reference's log-probs
         p.flops = 6.0 * n * p.trained_tokens + 2.0 * n * p.forward_tokens
         if memory["peak"] > gpu_gib:
             p.warning = (
-                f"{stage}: needs {memory['peak']:.1f} GiB per process ({per_step} sequences of {length} "
-                f"tokens a step), over the {gpu_gib:.0f} GiB GPU; try train.method: lora, "
-                "train.gradient_checkpointing: true, a smaller batch or more train.processes"
+                f"{stage}: needs {memory['peak']:.1f} GiB per process ({at_once} sequences of {length} "
+                f"tokens at once), over the {gpu_gib:.0f} GiB GPU; try train.method: lora, "
+                "train.gradient_checkpointing: true, a smaller train.micro_batch_size or more train.processes"
             )
         return p
 
@@ -192,7 +232,7 @@ def plan(params: Params, gpu_gib: float = 80.0, model: str | None = None) -> tup
         out.append(infer(f"search@{k}", searched))
         inf = params.influence
         episodes = tasks * (groups + 1) * inf.val_episodes * dialogue  # θ* and every θ_g
-        step = StagePlan(f"influence@{k}", "train")
+        step = StagePlan(f"influence@{k}", "train", at_once=inf.warmup_batch * 2)
         warm = inf.warmup_steps * inf.warmup_batch * 2 * inf.max_length
         group_steps = groups * inf.group_size * 2 * inf.max_length
         lora = Recipe(recipe.precision, False, "lora", {**recipe.lora, "r": inf.r})
@@ -213,7 +253,15 @@ def plan(params: Params, gpu_gib: float = 80.0, model: str | None = None) -> tup
     if toa.methods:
         k_models = len(toa.models) or toa.policies.count
         per_question = k_models * sum(toa.budgets) * toa.max_new_tokens
-        out.append(infer("toa_search", tasks * toa.questions * len(toa.methods) * per_question))
+        search = infer("toa_search", tasks * toa.questions * len(toa.methods) * per_question)
+        if vllm and k_models * b.vllm.gpu_memory_utilization > 1 and not search.warning:
+            search.warning = (
+                f"toa_search: {k_models} policies, each in its own engine of "
+                f"backend.vllm.gpu_memory_utilization {b.vllm.gpu_memory_utilization}, take "
+                f"{k_models * b.vllm.gpu_memory_utilization:.0%} of one GPU; set it to at most "
+                f"{0.9 / k_models:.2f} or shard over GPUs with backend.launcher: ray"
+            )
+        out.append(search)
         rm = toa.reward_model
         rm_pairs = tasks * rm.questions * k_models  # two answers a policy a question: ≤ one pair each
         out.append(
@@ -228,15 +276,16 @@ def render(plans: list[StagePlan], shape_of: str, params: Params, gpu_gib: float
     """The plan as a text table, one line a stage, warnings after."""
     r = Recipe.of(params.train)
     checkpointing = "on" if r.gradient_checkpointing else "off"
+    micro = f"micro-batches of {r.micro_batch_size}" if r.micro_batch_size else "whole batches"
     lines = [
-        f"model {shape_of}; train: {r.method}, {r.precision}, checkpointing {checkpointing};"
+        f"model {shape_of}; train: {r.method}, {r.precision}, checkpointing {checkpointing}, {micro};"
         f" backend {params.backend.name}; GPU {gpu_gib:.0f} GiB",
-        f"{'stage':<16}{'kind':<10}{'peak GiB':>10}{'generated':>14}{'forward':>14}{'trained':>14}"
-        f"{'FLOPs':>11}",
+        f"{'stage':<16}{'kind':<10}{'peak GiB':>10}{'at once':>9}{'generated':>14}{'forward':>14}"
+        f"{'trained':>14}{'FLOPs':>11}",
     ]
     for p in plans:
         lines.append(
-            f"{p.stage:<16}{p.kind:<10}{p.memory_gib['peak']:>10.2f}{p.generated_tokens:>14,}"
+            f"{p.stage:<16}{p.kind:<10}{p.memory_gib['peak']:>10.2f}{p.at_once:>9,}{p.generated_tokens:>14,}"
             f"{p.forward_tokens:>14,}{p.trained_tokens:>14,}{p.flops:>11.2e}"
         )
     total = sum(p.flops for p in plans)

@@ -116,3 +116,57 @@ def test_the_8b_profile_plans_from_llama3_8b_config(tmp_path, capsys):
     full = Recipe.of(TrainParams(precision="bf16"))
     assert training_memory(shape, full, 2, 512, reference=True)["peak"] > 80
     assert torch.bfloat16 == Recipe.of(profile.train).dtype
+    stages = {p.stage: p for p in plans}
+    assert stages["sft@0"].at_once == 4 and stages["sft@0"].memory_gib["peak"] < 80  # micro-batches of 4
+    assert [p.stage for p in plans if p.warning] == ["toa_search"]  # K = 4 engines at 0.4 of the GPU each
+
+
+def test_a_directory_without_a_usable_config_fails_in_one_line(tmp_path):
+    from dits.errors import DitsError
+
+    with pytest.raises(DitsError, match=r"^.*: no config\.json; dits plan needs the model's config"):
+        model_shape(str(tmp_path), FP32)
+    (tmp_path / "config.json").write_text('{"hidden_size": 8}')
+    with pytest.raises(DitsError, match=r"config\.json: no model_type field"):
+        model_shape(str(tmp_path), FP32)
+
+
+def test_micro_batches_size_the_activations_not_the_work(config_only):
+    path = str(config_only[0])
+    whole = {p.stage: p for p in plan(Params(), model=path)[1]}
+    micro = Params(train=TrainParams(micro_batch_size=1))
+    parts = {p.stage: p for p in plan(micro, model=path)[1]}
+    assert parts["sft@0"].at_once == 1 and whole["sft@0"].at_once == Params().sft.batch_size
+    assert parts["dpo@0"].at_once == 2  # a pair's chosen and rejected sequences
+    assert parts["sft@0"].memory_gib["activations"] < whole["sft@0"].memory_gib["activations"]
+    assert parts["sft@0"].trained_tokens == whole["sft@0"].trained_tokens
+
+
+def test_vllm_pages_the_cache_into_its_share_and_warns_only_when_one_sequence_cannot_fit(config_only):
+    from dits.config import BackendParams, VLLMParams
+
+    path = str(config_only[0])
+    shape = model_shape(path, FP32)
+    engine = VLLMParams(gpu_memory_utilization=0.5, max_num_seqs=64)
+    params = Params(backend=BackendParams(name="vllm", vllm=engine))
+    stages = {p.stage: p for p in plan(params, 1.0, path)[1]}
+    sample = stages["sample@0"]
+    assert sample.memory_gib["peak"] == 0.5 and sample.at_once == 64  # a tiny model: max_num_seqs runs
+    assert not sample.warning
+    s = params.sample
+    length = min(s.max_messages * s.max_new_tokens, shape.context)
+    one = 2 * shape.layers * shape.kv * 4 * length  # bytes of one sequence's keys and values (float32)
+    gpu = (shape.parameters * 4 + 3.5 * one) / GIB / 0.5  # the share holds the weights and 3.5 sequences
+    stages = {p.stage: p for p in plan(params, gpu, path)[1]}
+    assert stages["sample@0"].at_once == 3 and not stages["sample@0"].warning
+    tiny = (shape.parameters * 4 + 0.5 * one) / GIB / 0.5
+    warned = {p.stage: p for p in plan(params, tiny, path)[1]}["sample@0"].warning
+    assert warned.startswith("sample@0: needs ") and "one sequences" not in warned
+    crowded = Params(
+        backend=BackendParams(name="vllm", vllm=engine), toa=type(params.toa)(models=["a", "b", "c"])
+    )
+    search = {p.stage: p for p in plan(crowded, 1.0, path)[1]}["toa_search"]
+    assert (
+        search.warning.startswith("toa_search: 3 policies, each in its own engine")
+        and "0.30" in search.warning
+    )
