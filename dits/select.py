@@ -62,16 +62,32 @@ def select_pairs(
         con.close()
 
 
+def unscored_tasks(pairs: pl.DataFrame, influence: pl.DataFrame, estimator: str) -> list[str]:
+    """The tasks with pairs but no influence row from ``estimator``: too few pairs for one group.
+
+    The influence stage scores whole groups of ``influence.group_size`` pairs and, as the authors'
+    code, never an incomplete last one; a task with fewer pairs has none to select by influence.
+    """
+    rows = influence.filter(pl.col("estimator") == estimator)["pair_id"].implode()
+    return [
+        task
+        for task in pairs["task"].unique(maintain_order=True)
+        if not pairs.filter(pl.col("task") == task)["pair_id"].is_in(rows).any()
+    ]
+
+
 def _check_scored(pairs: pl.DataFrame, influence: pl.DataFrame, estimator: str) -> None:
-    """Refuse a task none of whose pairs has a score from ``estimator``: it would select nothing.
+    """Refuse a task whose groups all have no score from ``estimator``: it would select nothing.
 
     grad_similarity has no score where no validation episode of SFT(k) reached the reference
     threshold (``reference_chats`` is 0 in the influence metrics): there is no gradient to compare to.
+    A task with no group at all (``unscored_tasks``) selects nothing by the paper's rule.
     """
     scored = influence.filter((pl.col("estimator") == estimator) & pl.col("score").is_not_null())
+    groupless = set(unscored_tasks(pairs, influence, estimator))
     for task in pairs["task"].unique(maintain_order=True):
         ids = pairs.filter(pl.col("task") == task)["pair_id"]
-        if not scored["pair_id"].is_in(ids.implode()).any():
+        if task not in groupless and not scored["pair_id"].is_in(ids.implode()).any():
             raise DitsError(
                 f"select.estimator = {estimator!r}: no pair of task {task} has a {estimator} score "
                 "(grad_similarity: no validation episode of SFT scored 1, see reference_chats in "

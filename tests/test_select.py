@@ -109,6 +109,18 @@ def test_an_estimator_with_no_score_for_a_task_stops_instead_of_selecting_nothin
     assert select_pairs(PAIRS, "q", 0.4, 1.0, influence=unscored)["pair_id"].to_list() == drawn(["p1", "p5"])
 
 
+def test_a_task_with_too_few_pairs_for_a_group_selects_nothing_by_influence():
+    """The influence stage never scores an incomplete group: a task with fewer pairs has no row."""
+    other = pl.DataFrame({"pair_id": ["z1", "z2"], "task": ["u", "u"], "q_chosen": [0.1, 0.2]})
+    scores = influence({p: float(i) for i, p in enumerate(PAIRS["pair_id"])})
+    selected = select_pairs(pl.concat([PAIRS, other]), "influence", 0.4, 1.0, influence=scores)
+    assert selected["task"].unique().to_list() == ["t"]
+    assert select_pairs(pl.concat([PAIRS, other]), "q", 0.5, 1.0)["task"].unique().sort().to_list() == [
+        "t",
+        "u",
+    ]
+
+
 def test_flat_influence_normalises_to_zero_so_h_is_gamma_q():
     scores = influence({p: 0.3 for p in PAIRS["pair_id"]})
     selected = select_pairs(PAIRS, "influence", alpha=0.4, gamma=1.0, influence=scores)

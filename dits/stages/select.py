@@ -7,7 +7,7 @@ import polars as pl
 from dits.paths import DATA
 from dits.progress import log
 from dits.seeds import derive_seed
-from dits.select import select_pairs
+from dits.select import select_pairs, unscored_tasks
 from dits.stages.stage import Run, Stage
 from dits.storage.store import part_path, read_table, write_part
 
@@ -28,6 +28,12 @@ def work(run: Run) -> None:
     seed = derive_seed(run.params.seed, "select", k)
     selected = select_pairs(pairs, s.by, s.alpha, s.gamma, seed, influence, s.estimator)
     if influence is not None:
+        for name in unscored_tasks(pairs, influence, s.estimator):
+            n = pairs.filter(pl.col("task") == name).height
+            log(
+                f"select@{k} {name}: {n} pairs, too few for one influence group (influence.group_size): "
+                f"none is selected, DPO({k}) = SFT({k})"
+            )
         scores = influence.filter(pl.col("estimator") == s.estimator)
         for name, group in scores.group_by("task"):
             if group["score"].n_unique() <= 1:
