@@ -12,7 +12,6 @@ the keys of paths this configuration does not take (INACTIVE, each with its reas
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -26,8 +25,8 @@ PROFILE = REPO / "profiles" / "hotpotqa-llama3-8b.yaml"
 WORDS = "ball box cat day dog garden hat house king tree".split()
 
 SIZES = {
-    "iterations": [{"k": 0, "policy": "models/base"}, {"k": 1, "policy": "models/dpo/iter=0"}],
-    "task": {"sft_examples": 6, "search_examples": 8, "val_examples": 2, "test_examples": 3},
+    "iterations": [{"k": 0, "policy": "models/base"}],
+    "task": {"sft_examples": 6, "search_examples": 16, "val_examples": 2, "test_examples": 3},
     "reward": {"token_floor": 4, "token_cap": 40},
     "sample": {"samples_per_example": 2, "max_new_tokens": 12, "max_messages": 4},
     "sft": {"batch_size": 4, "min_reward": -10.0},
@@ -43,7 +42,7 @@ SIZES = {
     "dpo": {"batch_size": 1},
     "evaluate": {"max_new_tokens": 12},
     "toa": {
-        "questions": 2,
+        "questions": 6,
         "budgets": [1, 2],
         "max_new_tokens": 12,
         "reject_rank": 3,
@@ -93,40 +92,48 @@ def _merge(base: dict, over: dict) -> dict:
     return base
 
 
+def _record(split: str, i: int) -> dict:
+    """A HotpotQA record in the published format whose answer is one of WORDS."""
+    gold, other = WORDS[i % 10], WORDS[(i + 3) % 10]
+    return {
+        "_id": f"{split}{i}",
+        "question": f"Which thing did the {other} {i} see?",
+        "answer": gold,
+        "type": "bridge",
+        "level": "easy",
+        "supporting_facts": [[f"Page {i}", 0], [f"Note {i}", 0]],
+        "context": [
+            [f"Page {i}", [f"The {other} {i} saw the {gold}.", " Later."]],
+            [f"Note {i}", [f"The {gold} was by the {other}."]],
+            [f"Other {i}", [f"The {WORDS[(i + 5) % 10]} slept."]],
+        ],
+    }
+
+
 def _hotpotqa(root: Path) -> Path:
-    """HotpotQA as published: 40 train and 5 dev records, each answer one of WORDS."""
-
-    def record(split: str, i: int) -> dict:
-        gold, other = WORDS[i % 10], WORDS[(i + 3) % 10]
-        return {
-            "_id": f"{split}{i}",
-            "question": f"Which thing did the {other} {i} see?",
-            "answer": gold,
-            "type": "bridge",
-            "level": "easy",
-            "supporting_facts": [[f"Page {i}", 0], [f"Note {i}", 0]],
-            "context": [
-                [f"Page {i}", [f"The {other} {i} saw the {gold}.", " Later."]],
-                [f"Note {i}", [f"The {gold} was by the {other}."]],
-                [f"Other {i}", [f"The {WORDS[(i + 5) % 10]} slept."]],
-            ],
-        }
-
+    """HotpotQA as published: 60 train and 5 dev records."""
     root.mkdir(parents=True)
-    (root / "hotpot_train_v1.1.json").write_text(json.dumps([record("train", i) for i in range(40)]))
-    (root / "hotpot_dev_distractor_v1.json").write_text(json.dumps([record("dev", i) for i in range(5)]))
+    (root / "hotpot_train_v1.1.json").write_text(json.dumps([_record("train", i) for i in range(60)]))
+    (root / "hotpot_dev_distractor_v1.json").write_text(json.dumps([_record("dev", i) for i in range(5)]))
     return root
+
+
+def _example(i: int):
+    """Record ``i`` as an exchange question, in the shape TOA's prompts take."""
+    from dits.tasks.base import Example
+
+    r = _record("train", i)
+    facts = tuple(" ".join(sentences) for _, sentences in r["context"][:2])
+    return Example(f"x{i}", r["question"], facts, (r["answer"],), prompts="exchange")
 
 
 def _prompts() -> list[str]:
     """The dialogue's and TOA's prompts for one record: the tokenizer learns their words, so a prompt
     fits the profile's token limits as it does Llama-3's vocabulary, not one byte a token."""
     from dits.dialogue import system_prompt
-    from dits.tasks.base import Example
     from dits.toa.prompts import answer_chat, refine_chat
 
-    example = Example("x", "Which thing did the cat 3 see?", ("The cat 3 saw the dog.", "A note."), ("dog",))
-    example = dataclasses.replace(example, prompts="exchange")
+    example = _example(0)
     chats = [answer_chat(example, "exchange"), refine_chat(example, "exchange", "<A>dog</A>")]
     return [system_prompt("exchange", a, example) for a in ("Alice", "Bob")] + [
         c[0]["content"] for c in chats
@@ -134,21 +141,23 @@ def _prompts() -> list[str]:
 
 
 def _policy(path: Path, texts: list[str], words: list[str], seed: int) -> None:
-    """A random chat Llama taught, in a few SFT steps, to answer ``<A>word</A>`` with one of ``words``."""
+    """A random chat Llama taught, in a few SFT steps on TOA's answer prompt, to answer
+    ``<A>word</A>`` with one of ``words``."""
     from dits.backends.load import load_model
     from dits.config import SFTParams
+    from dits.toa.prompts import answer_chat
     from dits.train.sft import train_sft
 
     tiny_chat_model(path, texts)
     model, tokenizer = load_model(str(path))
     chats = [
         [
-            {"role": "user", "content": f"Which thing did the {WORDS[i % 10]} {i} see?"},
+            *answer_chat(_example(i), "exchange"),
             {"role": "assistant", "content": f"<A>{words[i % len(words)]}</A>"},
         ]
         for i in range(32)
     ]
-    sft = SFTParams(learning_rate=1e-2, epochs=3.0, batch_size=8, max_length=128)
+    sft = SFTParams(learning_rate=2e-2, epochs=12.0, batch_size=8, max_length=512)
     train_sft(model, tokenizer, chats, sft, seed=seed, warmup_ratio=0.0, out=path)
 
 
@@ -175,6 +184,16 @@ def run(tmp_path_factory) -> tuple[Path, dict]:
     return repo, params
 
 
+def _same(a: object, b: object) -> bool:
+    """Equal values, a number also when YAML 1.1 reads one spelling as text (``5e-05`` without a dot)."""
+    if a == b:
+        return True
+    try:
+        return float(a) == float(b)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
 def _inactive(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in INACTIVE)
 
@@ -188,7 +207,7 @@ def test_every_key_the_profile_sets_reaches_a_stage_that_ran_with_its_value(run)
         for key, value in _leaves(stage.get("params", {}).get("params.yaml", {})).items():
             used.setdefault(key, []).append(value)
     wanted = {k: v for k, v in _leaves(params).items() if not _inactive(k)}
-    missing = [k for k, v in wanted.items() if v not in used.get(k, [])]
+    missing = [k for k, v in wanted.items() if not any(_same(v, u) for u in used.get(k, []))]
     assert not missing, f"keys no stage ran with: {missing}"
     profile = _leaves(yaml.safe_load(PROFILE.read_text()))
     assert all(any(k == p or p.startswith(k + ".") for p in profile) for k in INACTIVE)  # none stale
@@ -198,15 +217,13 @@ def test_every_key_the_profile_sets_reaches_a_stage_that_ran_with_its_value(run)
 def test_trained_models_are_bf16_lora_merges_that_move(run) -> None:
     repo, _ = run
     base = load_file(repo.parent / "base" / "model.safetensors")
-    for iteration in (0, 1):
-        sft_dir = repo / "models" / "sft" / f"iter={iteration}" / "hotpotqa"
-        dpo_dir = repo / "models" / "dpo" / f"iter={iteration}" / "hotpotqa"
-        sft, dpo = load_file(sft_dir / "model.safetensors"), load_file(dpo_dir / "model.safetensors")
-        assert json.loads((dpo_dir / "config.json").read_text())["dtype"] == "bfloat16"
-        assert set(sft) == set(base)  # adapters merged: a plain checkpoint, no lora_ weights
-        assert {str(t.dtype) for t in dpo.values()} == {"torch.bfloat16"}
-        for start, trained in ((base, sft), (sft, dpo)):
-            assert max((trained[k].float() - start[k].float()).abs().max().item() for k in start) > 0
+    sft_dir, dpo_dir = (repo / "models" / kind / "iter=0" / "hotpotqa" for kind in ("sft", "dpo"))
+    sft, dpo = load_file(sft_dir / "model.safetensors"), load_file(dpo_dir / "model.safetensors")
+    assert json.loads((dpo_dir / "config.json").read_text())["dtype"] == "bfloat16"
+    assert set(sft) == set(base)  # adapters merged: a plain checkpoint, no lora_ weights
+    assert {str(t.dtype) for t in dpo.values()} == {"torch.bfloat16"}
+    for start, trained in ((base, sft), (sft, dpo)):
+        assert max((trained[k].float() - start[k].float()).abs().max().item() for k in start) > 0
     reward = json.loads((repo / "metrics" / "toa" / "reward.json").read_text())
     assert reward["hotpotqa"]["pairs"] > 0
 
