@@ -26,9 +26,9 @@ import dataclasses
 import json
 import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from isolated import run_isolated
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -166,19 +166,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4, help="rows (pairs) a step")
     parser.add_argument("--length", type=int, default=512, help="tokens a sequence")
     parser.add_argument("--out", type=Path, default=Path("/tmp/plan-bench"))
-    parser.add_argument("--measure", default="", help=argparse.SUPPRESS)  # a child's one recipe
+    parser.add_argument("--path", default="", help=argparse.SUPPRESS)  # a child's one recipe
     args = parser.parse_args()
     path = build(args.out, args.hidden, args.layers, args.vocab, args.length)
-    if args.measure:
-        print(json.dumps(measure(path, args.measure, args.rows, args.length)))
+    if args.path:
+        print(json.dumps(measure(path, args.path, args.rows, args.length)))
         return
     rows = estimates(path, args.rows, args.length)
     for row in rows:
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--measure", row["recipe"]]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
-            sys.exit(f"{row['recipe']} failed:\n{proc.stderr[-4000:]}")
-        row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+        row.update(run_isolated(__file__, row["recipe"]))
     size = f"{rows[0]['parameters'] / 1e6:.1f} M parameters, {args.rows} rows of {args.length} tokens a step"
     print(f"random Llama, hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}: {size}")
     head = f"{'recipe':<36}{'w+g+opt plan':>13}{'accelerate':>11}"
